@@ -1,0 +1,78 @@
+"""Named runnable items behind the CLI: figures, benchmarks, theorem checks.
+
+Each item is a :class:`Spec`: a name, a dataclass of options whose defaults are the paper's settings
+(the CLI turns every field into an option, its ``metadata["help"]`` into the help text) and a run
+function ``run(config, ctx)``. Registries are plain ``{name: Spec}`` dictionaries built from an
+explicit list of modules, each exposing a list ``SPECS``; nothing is discovered by ``exec``/``eval``.
+"""
+
+import dataclasses
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A runnable item: ``run(config, ctx)`` with ``config`` an instance of the dataclass ``config``."""
+
+    name: str
+    config: type
+    run: Callable
+    help: str = ""
+
+
+@dataclasses.dataclass
+class Context:
+    """What a run needs from its caller: where to write, whether to draw a progress bar, how to print.
+
+    ``emit(text, record)`` prints ``text`` for a human, or ``record`` as one JSON line when ``json``
+    is set (records only: a ``None`` record prints nothing in JSON mode).
+    """
+
+    out_dir: Path = Path("figures")
+    progress: bool = True
+    json: bool = False
+
+    def emit(self, text: str, record: dict | None = None) -> None:
+        if self.json:
+            if record is not None:
+                print(json.dumps(record, default=float), flush=True)
+        else:
+            print(text, flush=True)
+
+    def info(self, text: str) -> None:
+        """A side remark for a human (stderr, so that JSON on stdout stays clean)."""
+        if not self.json:
+            print(text, file=sys.stderr, flush=True)
+
+
+def collect(module_names) -> dict[str, Spec]:
+    """``{name: Spec}`` from the ``SPECS`` lists of the named modules, in order."""
+    out: dict[str, Spec] = {}
+    for module_name in module_names:
+        for spec in importlib.import_module(module_name).SPECS:
+            if spec.name in out:
+                raise RuntimeError(f"duplicate name {spec.name!r} in {module_name}")
+            out[spec.name] = spec
+    return out
+
+
+# The modules that contribute to each registry (append here when adding a family).
+FIGURE_MODULES = ["refimpl.figures.feature_collapse"]
+BENCH_MODULES = ["refimpl.bench.sgd"]
+CHECK_MODULES: list[str] = []
+
+
+def figures() -> dict[str, Spec]:
+    return collect(FIGURE_MODULES)
+
+
+def benches() -> dict[str, Spec]:
+    return collect(BENCH_MODULES)
+
+
+def checks() -> dict[str, Spec]:
+    return collect(CHECK_MODULES)

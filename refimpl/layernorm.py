@@ -1,0 +1,70 @@
+"""The parameter-free LayerNorm φ of *Feature collapse* (section 3), its Jacobian and its backward.
+
+    φ(v) = (v − mean(v)·1_d) / σ(v),   σ(v)² = (1/d) Σ_i (v_i − mean(v))² + eps
+
+``eps = 0`` is the paper's φ; ``eps = 1e-5`` is PyTorch's ``nn.LayerNorm`` default, used by the authors'
+runs. With y = φ(v) and σ as above (eps included), the Jacobian is
+
+    J(v) = ∂φ/∂v = (I − 1 1ᵀ/d − y yᵀ/d) / σ                                         (symmetric)
+
+so the vector–Jacobian product for an upstream gradient g is
+
+    Jᵀ g = (g − mean(g)·1 − y·mean(g ⊙ y)) / σ.
+
+φ acts on the last axis; leading axes are batch axes.
+"""
+
+import numpy as np
+
+
+def forward(V: np.ndarray, eps: float = 0.0):
+    """φ applied along the last axis.
+
+    Parameters
+    ----------
+    V : ndarray of shape (..., d)
+    eps : float, added to the variance (0: the paper's φ).
+
+    Returns
+    -------
+    Y : ndarray of shape (..., d), φ(V).
+    cache : (Y, sigma) with sigma of shape (..., 1), for :func:`backward`.
+    """
+    centered = V - V.mean(axis=-1, keepdims=True)                          # (..., d)
+    sigma = np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
+    Y = centered / sigma                                                   # (..., d)
+    return Y, (Y, sigma)
+
+
+def backward(dY: np.ndarray, cache) -> np.ndarray:
+    """Closed-form VJP: dV = (dY − mean(dY) − Y·mean(dY ⊙ Y)) / σ along the last axis.
+
+    Parameters
+    ----------
+    dY : ndarray of shape (..., d), upstream gradient.
+    cache : from :func:`forward`.
+
+    Returns
+    -------
+    dV : ndarray of shape (..., d).
+    """
+    Y, sigma = cache
+    mean_g = dY.mean(axis=-1, keepdims=True)                               # (..., 1)
+    mean_gy = (dY * Y).mean(axis=-1, keepdims=True)                        # (..., 1)
+    return (dY - mean_g - Y * mean_gy) / sigma                             # (..., d)
+
+
+def jacobian(v: np.ndarray, eps: float = 0.0) -> np.ndarray:
+    """Explicit Jacobian J = (I − 11ᵀ/d − y yᵀ/d)/σ of φ at a single vector.
+
+    Parameters
+    ----------
+    v : ndarray of shape (d,)
+
+    Returns
+    -------
+    J : ndarray of shape (d, d), J[i, j] = ∂φ_i/∂v_j.
+    """
+    d = v.shape[0]
+    y, (_, sigma) = forward(v, eps)                                        # (d,), ((d,), (1,))
+    return (np.eye(d) - np.ones((d, d)) / d - np.outer(y, y) / d) / sigma[0]

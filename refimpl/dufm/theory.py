@@ -1,0 +1,305 @@
+"""Closed forms of the linear CE DUFM: the loss in Z, the DNC / low-rank / circle structures, eq. (10).
+
+At every critical point the parameters have Lemma 1's balanced SVD structure, so the loss (eq. 1) is a
+function of the output Z = W_L … W_1 H_1 ∈ R^{K×K} alone (Appendix B.2):
+
+    L(Z) = g(Z)/K + ½(L+1) λ Σ_i s_i^{2/(L+1)},        s_i the singular values of Z.
+
+Three fixed structures are scaled by one number t ≥ 0 (Z = t X):
+
+    DNC     X = S = I − 11ᵀ/K          rank K−1, s = α (K−1 times)                          (B.2)
+    LR      X = blockdiag([[1,−1],[−1,1]], …) (+ a trailing 1 for odd K)   rank ⌈K/2⌉     (B.2)
+    circle  X_ij = cos(2π(i−j)/K)      rank 2 for every K ≥ 3, s = K/2 (twice)  (not in the paper)
+
+The circle is diagonally superior (X_jj = 1 > cos(2πk/K) for k ≠ 0), so the minimal rank q of
+Theorem 3 is 2 for every K ≥ 3; the paper only shows q < K/2 + 1 with the LR block.
+
+The DNC critical points solve eq. (10): λ = α^{(L−1)/(L+1)} / (K − 1 + e^α); for L ≥ 2 it has two roots
+below its maximum λ, for L = 1 (exponent 0) the right side decreases from 1/K and it has one root.
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy import optimize, special
+
+from refimpl.errors import InputError, positive_int, require
+
+RTOL_ZERO = 1e-12   # singular values below RTOL_ZERO · s_max count as zero: s^{2/(L+1)} is not Lipschitz at 0
+
+
+def _check(K, L, lam, *, positive_lam=False, min_K=1):
+    K, L = positive_int("K", K), positive_int("L", L)
+    require(K >= min_K, f"K must be >= {min_K}, got {K}")
+    ok = np.isfinite(lam) and (lam > 0 if positive_lam else lam >= 0)
+    require(ok, f"lam must be a finite number {'>' if positive_lam else '>='} 0, got {lam!r}")
+    return K, L, float(lam)
+
+
+def fit_term(Z: np.ndarray) -> float:
+    """g(Z)/K, the mean column-wise softmax cross-entropy of eq. (2); Z of shape (K, K)."""
+    Z = np.asarray(Z, dtype=np.float64)                                   # (K, K)
+    lse = special.logsumexp(Z, axis=0)                                    # (K,)
+    return float(np.mean(lse - np.diag(Z)))
+
+
+def schatten_term(s, L: int, lam: float, rtol: float = RTOL_ZERO) -> float:
+    """R = ½(L+1) λ Σ s_i^{2/(L+1)} over the singular values s_i > rtol · max(s) (Appendix B.2)."""
+    s = np.asarray(s, dtype=np.float64)                                   # (K,)
+    if s.size == 0 or s.max() <= 0:
+        return 0.0
+    s = s[s > rtol * s.max()]
+    return 0.5 * (L + 1) * lam * float(np.sum(s ** (2.0 / (L + 1))))
+
+
+def reduced_loss(Z: np.ndarray, L: int, lam: float, rtol: float = RTOL_ZERO) -> float:
+    """Loss at a balanced point producing Z: g(Z)/K + ½(L+1) λ Σ s_i^{2/(L+1)} (Appendix B.2).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (K, K), the network output.
+    L : int ≥ 1, the number of weight matrices after H_1.
+    lam : float ≥ 0.
+    rtol : singular values below rtol · s_max are dropped (numerically zero).
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    require(Z.ndim == 2 and Z.shape[0] == Z.shape[1] and Z.size > 0, f"Z must be square, got {Z.shape}")
+    _check(Z.shape[0], L, lam)
+    return fit_term(Z) + schatten_term(np.linalg.svd(Z, compute_uv=False), L, lam, rtol)
+
+
+def dnc_matrix(K: int) -> np.ndarray:
+    """S = I_K − 11ᵀ/K, the simplex ETF of the DNC definition; shape (K, K)."""
+    K = positive_int("K", K)
+    return np.eye(K) - np.full((K, K), 1.0 / K)
+
+
+def lr_matrix(K: int) -> np.ndarray:
+    """The block low-rank structure of B.2: K//2 blocks [[1,−1],[−1,1]], plus a lone 1 when K is odd."""
+    K = positive_int("K", K)
+    X = np.zeros((K, K))                                                  # (K, K)
+    for i in range(0, K - 1, 2):
+        X[i:i + 2, i:i + 2] = [[1.0, -1.0], [-1.0, 1.0]]
+    if K % 2:
+        X[-1, -1] = 1.0
+    return X
+
+
+def circle_matrix(K: int) -> np.ndarray:
+    """X_ij = cos(2π(i−j)/K): diagonally superior, rank 2 for K ≥ 3 (rank 1 for K = 2); shape (K, K)."""
+    K = positive_int("K", K)
+    i = np.arange(K)
+    return np.cos(2 * np.pi * (i[:, None] - i[None, :]) / K)            # (K, K)
+
+
+def is_diagonally_superior(M: np.ndarray) -> bool:
+    """M_jj > M_ij for all i ≠ j (definition before Theorem 2)."""
+    M = np.asarray(M, dtype=np.float64)
+    gap = np.diag(M)[None, :] - M                                         # (K, K)
+    return bool(np.all(gap[~np.eye(M.shape[0], dtype=bool)] > 0))
+
+
+def dnc_loss(alpha, K: int, L: int, lam: float):
+    """L_DNC(α) = log(1 + (K−1)e^{−α}) + ½(L+1)(K−1) λ α^{2/(L+1)}  (B.2); α ≥ 0, array or scalar."""
+    K, L, lam = _check(K, L, lam)
+    a = np.asarray(alpha, dtype=np.float64)
+    return np.log1p((K - 1) * np.exp(-a)) + 0.5 * (L + 1) * (K - 1) * lam * a ** (2.0 / (L + 1))
+
+
+def lr_loss(beta, K: int, L: int, lam: float):
+    """L_LR(β) of B.2, block structure ``lr_matrix(K)`` at scale β ≥ 0 (K ≥ 2).
+
+    Notes
+    -----
+    K = 2m:    log(1 + (K−2)e^{−β} + e^{−2β}) + ½(L+1) λ m (2β)^{2/(L+1)}
+    K = 2m+1:  [2m log(1 + (K−2)e^{−β} + e^{−2β}) + log(1 + (K−1)e^{−β})]/K
+               + ½(L+1) λ [m (2β)^{2/(L+1)} + β^{2/(L+1)}]
+    """
+    K, L, lam = _check(K, L, lam, min_K=2)
+    b = np.asarray(beta, dtype=np.float64)
+    m, p = K // 2, 2.0 / (L + 1)
+    block = np.log1p((K - 2) * np.exp(-b) + np.exp(-2 * b))
+    if K % 2 == 0:
+        return block + 0.5 * (L + 1) * lam * m * (2 * b) ** p
+    lone = np.log1p((K - 1) * np.exp(-b))
+    return (2 * m * block + lone) / K + 0.5 * (L + 1) * lam * (m * (2 * b) ** p + b ** p)
+
+
+def circle_loss(gamma, K: int, L: int, lam: float):
+    """Loss of γ·circle_matrix(K), K ≥ 3: log Σ_k e^{γ(cos(2πk/K) − 1)} + (L+1) λ (γK/2)^{2/(L+1)}."""
+    K, L, lam = _check(K, L, lam, min_K=3)
+    g = np.asarray(gamma, dtype=np.float64)
+    c = np.cos(2 * np.pi * np.arange(K) / K) - 1.0                        # (K,) column of X − X_cc
+    fit = special.logsumexp(np.multiply.outer(g, c), axis=-1)
+    return fit + (L + 1) * lam * (g * K / 2) ** (2.0 / (L + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleOptimum:
+    """min_{t ≥ 0} of the loss of t·X: the scale, the loss, |dL/dt| there (0 at t = 0), success."""
+
+    structure: str
+    scale: float
+    loss: float
+    residual: float
+    success: bool
+
+
+def _scale_derivative(t, D, weight, L, lam):
+    """d/dt [Σ_c logsumexp(t D_{·c})/K + ½(L+1) λ w t^{2/(L+1)}] for an array t; D (K, K), D_cc = 0."""
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))                    # (T,)
+    logits = t[:, None, None] * D[None]                                   # (T, K, K)
+    P = np.exp(logits - special.logsumexp(logits, axis=1, keepdims=True))  # (T, K, K) column softmax
+    dfit = np.sum(P * D[None], axis=(1, 2)) / D.shape[0]                  # (T,) Σ_c E_c[D]/K ≤ 0
+    return dfit + lam * weight * t ** (2.0 / (L + 1) - 1.0)               # (T,)
+
+
+def minimize_scale(X: np.ndarray, L: int, lam: float, *, weight=None, name="X") -> ScaleOptimum:
+    """min_{t ≥ 0} g(tX)/K + ½(L+1) λ w t^{2/(L+1)}, w = Σ s_i(X)^{2/(L+1)} unless given (Theorem 2).
+
+    Every local minimum is a sign change − → + of the derivative (bracketed on a log grid, refined
+    by Brent's method); the best of them is compared with t = 0, where the loss is log K.
+    X must be diagonally superior so that the fit term decreases to 0.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    K, L, lam = _check(X.shape[0], L, lam, positive_lam=True)
+    require(is_diagonally_superior(X), f"{name} is not diagonally superior")
+    D = X - np.diag(X)[None, :]                                           # (K, K) X_{c'c} − X_cc ≤ 0
+    p = 2.0 / (L + 1)
+    if weight is None:
+        s = np.linalg.svd(X, compute_uv=False)                            # (K,)
+        weight = float(np.sum(s[s > RTOL_ZERO * s.max()] ** p))
+    w = weight
+
+    def loss(t):
+        return float(np.mean(special.logsumexp(t * D, axis=0))) + 0.5 * (L + 1) * lam * w * t ** p
+
+    def deriv(t):
+        return float(_scale_derivative(t, D, w, L, lam)[0])
+
+    gap = float(np.min(-D[~np.eye(K, dtype=bool)])) if K > 1 else 1.0
+    hi = 1.0 / gap
+    while (K - 1) * np.abs(D).max() * np.exp(-hi * gap) >= lam * w * hi ** (p - 1) or hi * gap < 1:
+        hi *= 2.0
+    grid = np.geomspace(hi * 1e-10, hi, 1200)                             # (T,)
+    sign = np.sign(_scale_derivative(grid, D, w, L, lam))                 # (T,)
+    best = ScaleOptimum(name, 0.0, loss(0.0), max(0.0, -deriv(grid[0])) if L == 1 else 0.0, True)
+    for i in np.flatnonzero((sign[:-1] < 0) & (sign[1:] > 0)):
+        t = optimize.brentq(deriv, grid[i], grid[i + 1], xtol=1e-300, rtol=4 * np.finfo(float).eps)
+        if loss(t) < best.loss:
+            best = ScaleOptimum(name, t, loss(t), abs(deriv(t)), True)
+    return best
+
+
+def optimal_lr(K: int, L: int, lam: float) -> ScaleOptimum:
+    """argmin_β L_LR(β) (B.2), K ≥ 2."""
+    K, L, lam = _check(K, L, lam, positive_lam=True, min_K=2)
+    return minimize_scale(lr_matrix(K), L, lam, name="lr")
+
+
+def optimal_circle(K: int, L: int, lam: float) -> ScaleOptimum:
+    """argmin_γ of the circle structure's loss, K ≥ 3."""
+    K, L, lam = _check(K, L, lam, positive_lam=True, min_K=3)
+    return minimize_scale(circle_matrix(K), L, lam, name="circle")
+
+
+def _log_rhs10(alpha, K, L):
+    """log of the right side of eq. (10): q log α − α − log(1 + (K−1)e^{−α}), q = (L−1)/(L+1)."""
+    q = (L - 1) / (L + 1)
+    return q * np.log(alpha) - alpha - np.log1p((K - 1) * np.exp(-alpha))
+
+
+def dnc_lambda_max(K: int, L: int):
+    """(λ_max, α*): the maximum of eq. (10)'s right side f(α) = α^q/(K−1+e^α), q = (L−1)/(L+1).
+
+    f'(α) = 0 ⟺ (α − q) e^α = q(K−1) (B.5), i.e. α* = q + W₀(q(K−1)e^{−q}) (Lambert W). For L = 1,
+    f = 1/(K−1+e^α) decreases from its supremum 1/K at α* = 0 (not attained by a DNC scale α > 0).
+    """
+    K, L, _ = _check(K, L, 0.0)
+    q = (L - 1) / (L + 1)
+    if L == 1:
+        return 1.0 / K, 0.0
+    a_star = q + float(np.real(special.lambertw(q * (K - 1) * np.exp(-q))))
+    return float(np.exp(_log_rhs10(a_star, K, L))), a_star
+
+
+def dnc_critical_scales(K: int, L: int, lam: float) -> tuple:
+    """Roots α > 0 of eq. (10), λ = α^{(L−1)/(L+1)}/(K − 1 + e^α), in increasing order.
+
+    Two roots for L ≥ 2 and λ < λ_max (one at λ = λ_max), one root α = log(1/λ − K + 1) for L = 1 and
+    λ < 1/K, none above. These are the scales of the DNC critical points of the full loss (B.5).
+    """
+    K, L, lam = _check(K, L, lam, positive_lam=True)
+    if L == 1:
+        return (float(np.log(1.0 / lam - (K - 1))),) if lam < 1.0 / K else ()
+    lam_max, a_star = dnc_lambda_max(K, L)
+    if lam > lam_max * (1 + 1e-14):
+        return ()
+    if lam >= lam_max:
+        return (a_star,)
+
+    def h(a):
+        return _log_rhs10(a, K, L) - np.log(lam)
+
+    hi = 2 * a_star + 1
+    while h(hi) > 0:
+        hi *= 2.0
+    lo = a_star * 1e-3
+    while h(lo) > 0:
+        lo *= 1e-3
+    tol = dict(xtol=1e-300, rtol=4 * np.finfo(float).eps)
+    return (optimize.brentq(h, lo, a_star, **tol), optimize.brentq(h, a_star, hi, **tol))
+
+
+def optimal_dnc(K: int, L: int, lam: float) -> ScaleOptimum:
+    """argmin_α L_DNC(α): the largest root of eq. (10) (the only local minimum α > 0) or α = 0."""
+    K, L, lam = _check(K, L, lam, positive_lam=True)
+    roots = dnc_critical_scales(K, L, lam)
+    best = ScaleOptimum("dnc", 0.0, float(np.log(K)), 0.0, True)
+    if roots and float(dnc_loss(roots[-1], K, L, lam)) < best.loss:
+        a = roots[-1]
+        dL = (K - 1) * (lam * a ** (-(L - 1) / (L + 1)) - 1.0 / (K - 1 + np.exp(a)))
+        best = ScaleOptimum("dnc", a, float(dnc_loss(a, K, L, lam)), abs(float(dL)), True)
+    return best
+
+
+def _haar(d, rng):
+    Q, R = np.linalg.qr(rng.standard_normal((d, d)))                      # (d, d)
+    return Q * np.sign(np.diag(R))
+
+
+def balanced_params(Z: np.ndarray, L: int, d: int, *, rng=None, rtol: float = RTOL_ZERO) -> list:
+    """Lemma 1's builder: balanced [H_1, W_1, …, W_L] with W_L … W_1 H_1 = Z.
+
+    With Z = U diag(s) Vᵀ and σ = s^{1/(L+1)} (zero where s < rtol·s_max):
+    H_1 = U_0 Σ̃ᵀ Vᵀ (d, K), W_l = U_l Σ U_{l−1}ᵀ (d, d), W_L = U Σ̃ U_{L−1}ᵀ (K, d). U_0 … U_{L−1} are
+    the identity, or Haar-random orthogonal (d, d) matrices when `rng` is given. Each matrix has squared
+    norm Σ s_i^{2/(L+1)}, so the full loss (eq. 1) equals :func:`reduced_loss`.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    require(Z.ndim == 2 and Z.shape[0] == Z.shape[1], f"Z must be square (K, K), got shape {Z.shape}")
+    K, L, _ = _check(Z.shape[0], L, 0.0)
+    d = positive_int("d", d)
+    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
+    U, s, Vt = np.linalg.svd(Z)                                           # (K, K), (K,), (K, K)
+    sig = np.where(s > rtol * max(s.max(), 1e-300), s, 0.0) ** (1.0 / (L + 1))   # (K,)
+    Us = [_haar(d, rng)[:, :K] if rng is not None else np.eye(d)[:, :K] for _ in range(L)]  # (d, K) each
+    params = [Us[0] * sig @ Vt]                                           # (d, K) H_1
+    params += [Us[l] * sig @ Us[l - 1].T for l in range(1, L)]           # (d, d) W_1 … W_{L−1}
+    params.append(U * sig @ Us[L - 1].T)                                  # (K, d) W_L
+    return params
+
+
+def __getattr__(name):
+    """B.7's ReLU functions live in :mod:`refimpl.dufm.thresholds` (which imports this module); they are
+    re-exported here lazily, as the contract's ``theory.relu_dnc_lower_bound`` / ``relu_lr_construction``."""
+    if name in ("relu_dnc_lower_bound", "relu_lr_construction"):
+        from refimpl.dufm import thresholds
+        return getattr(thresholds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["InputError", "ScaleOptimum", "balanced_params", "circle_loss", "circle_matrix",
+           "dnc_critical_scales", "dnc_lambda_max", "dnc_loss", "dnc_matrix", "fit_term",
+           "is_diagonally_superior", "lr_loss", "lr_matrix", "minimize_scale", "optimal_circle",
+           "optimal_dnc", "optimal_lr", "reduced_loss", "schatten_term"]

@@ -1,0 +1,201 @@
+"""Numba mirror of :mod:`refimpl.model` (h and h*, eqs. 17–18): the same passes, compiled.
+
+The reference's passes map one to one onto the functions below:
+
+    model.embed + layernorm.forward  ->  embed_layernorm   (gather + φ, parallel over sentences)
+    X @ U.T                          ->  forward           (one GEMM)
+    model.cross_entropy              ->  cross_entropy     (softmax − onehot, parallel over rows)
+    dscoresᵀ X, dscores U            ->  backward          (two GEMMs)
+    layernorm.backward + np.add.at   ->  layernorm_backward, scatter_add
+
+:func:`sgd_step` fuses the update into the passes: the weight decay of U rides on the dU GEMM
+(U ← (1 − lr·λ_U)·U − lr·dscoresᵀX, one BLAS call with beta = 1 − lr·λ_U), and W is updated by a
+scatter over the words of the batch — a dense dW is never formed.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+from scipy.linalg import blas
+
+_GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
+
+
+@numba.njit(parallel=True, cache=True)
+def embed_layernorm(Wt, tokens, layernorm, eps, X, sigma):
+    """X[n, ℓd:(ℓ+1)d] = φ(w_{x_{n,ℓ}}) (or w itself when not `layernorm`); sigma[n, ℓ] = σ (eq. 18).
+
+    Wt (nw, d) = Wᵀ, one embedding per row; tokens (N, L); X (N, L·d) and sigma (N, L) outputs
+    (sigma is 1 without LayerNorm).
+    """
+    N, L = tokens.shape
+    d = Wt.shape[1]
+    for n in prange(N):
+        for l in range(L):
+            w = tokens[n, l]
+            base = l * d
+            if not layernorm:
+                for i in range(d):
+                    X[n, base + i] = Wt[w, i]
+                sigma[n, l] = 1.0
+                continue
+            mean = 0.0
+            for i in range(d):
+                mean += Wt[w, i]
+            mean /= d
+            var = 0.0
+            for i in range(d):
+                c = Wt[w, i] - mean
+                var += c * c
+            s = math.sqrt(var / d + eps)
+            for i in range(d):
+                X[n, base + i] = (Wt[w, i] - mean) / s
+            sigma[n, l] = s
+
+
+@numba.njit(parallel=True, cache=True)
+def cross_entropy(S, labels, loss_rows, correct_rows):
+    """In place: S ← (softmax(S) − onehot(labels)) / N; per-row loss and correctness (mean in caller).
+
+    S (N, K) scores in, dscores out; labels (N,); loss_rows (N,), correct_rows (N,) outputs.
+    """
+    N, K = S.shape
+    for n in prange(N):
+        m = S[n, 0]
+        best = 0
+        for k in range(1, K):
+            if S[n, k] > m:
+                m = S[n, k]
+                best = k
+        y = labels[n]
+        margin = S[n, y] - m
+        z = 0.0
+        for k in range(K):
+            e = math.exp(S[n, k] - m)
+            S[n, k] = e
+            z += e
+        loss_rows[n] = math.log(z) - margin
+        correct_rows[n] = 1 if best == y else 0
+        inv = 1.0 / (z * N)
+        for k in range(K):
+            S[n, k] *= inv
+        S[n, y] -= 1.0 / N
+
+
+@numba.njit(parallel=True, cache=True)
+def layernorm_backward(dX, X, sigma, L):
+    """In place, per word slot: dX ← (dX − mean(dX) − y·mean(dX ⊙ y)) / σ with y = X (φ's VJP).
+
+    dX, X (N, L·d); sigma (N, L).
+    """
+    N = dX.shape[0]
+    d = dX.shape[1] // L
+    for n in prange(N):
+        for l in range(L):
+            base = l * d
+            mg = 0.0
+            mgy = 0.0
+            for i in range(d):
+                mg += dX[n, base + i]
+                mgy += dX[n, base + i] * X[n, base + i]
+            mg /= d
+            mgy /= d
+            s = sigma[n, l]
+            for i in range(d):
+                dX[n, base + i] = (dX[n, base + i] - mg - X[n, base + i] * mgy) / s
+
+
+@numba.njit(cache=True)
+def scatter_add(Wt, tokens, dX, scale):
+    """Wt[x_{n,ℓ}] += scale · dX[n, ℓd:(ℓ+1)d] for every word slot, in the order of np.add.at.
+
+    Sequential on purpose: words repeat within a batch, and a fixed order keeps the result
+    deterministic (and equal to the reference's summation order).
+    """
+    N, L = tokens.shape
+    d = Wt.shape[1]
+    for n in range(N):
+        for l in range(L):
+            w = tokens[n, l]
+            base = l * d
+            for i in range(d):
+                Wt[w, i] += scale * dX[n, base + i]
+
+
+class Workspace:
+    """Buffers of one batch shape, reused across steps (no allocation in the training loop)."""
+
+    def __init__(self, N, L, d, dtype):
+        self.X = np.empty((N, L * d), dtype)          # (N, L·d) word features
+        self.dX = np.empty((N, L * d), dtype)         # (N, L·d) their gradient
+        self.sigma = np.empty((N, L), dtype)          # (N, L) LayerNorm σ per word slot
+        self.loss_rows = np.empty(N, np.float64)      # (N,)
+        self.correct_rows = np.empty(N, np.int64)     # (N,)
+
+    @classmethod
+    def get(cls, ws, N, L, d, dtype):
+        """`ws` if it has the right shape and dtype, else a new workspace."""
+        if ws is not None and ws.X.shape == (N, L * d) and ws.X.dtype == dtype:
+            return ws
+        return cls(N, L, d, dtype)
+
+
+def _gemm(alpha, a, b, beta, c):
+    """c ← alpha·a·b + beta·c in place; all operands Fortran-ordered (C-ordered arrays transposed)."""
+    _GEMM[c.dtype](alpha, a, b, beta=beta, c=c, overwrite_c=1)
+
+
+def forward(Wt, U, tokens, *, layernorm_on=False, eps=0.0, ws=None):
+    """Scores (N, K) = X Uᵀ, and the workspace holding X and σ (mirror of model.forward).
+
+    Wt (nw, d) is Wᵀ, C-ordered; U (K, L·d) C-ordered.
+    """
+    N, L = tokens.shape
+    ws = Workspace.get(ws, N, L, Wt.shape[1], Wt.dtype)
+    embed_layernorm(Wt, tokens, layernorm_on, eps, ws.X, ws.sigma)      # X (N, L·d)
+    scores = _GEMM[Wt.dtype](1.0, U.T, ws.X.T, trans_a=1).T               # (N, K): (U Xᵀ)ᵀ, no copies
+    return scores, ws
+
+
+def backward_dX(dscores, U, ws, L, layernorm_on):
+    """dX (N, L·d) = dscores U, through φ when on; written into ws.dX (mirror of model.backward's
+    second half, before the scatter)."""
+    _gemm(1.0, U.T, dscores.T, 0.0, ws.dX.T)                              # (N, L·d)
+    if layernorm_on:
+        layernorm_backward(ws.dX, ws.X, ws.sigma, L)
+    return ws.dX
+
+
+def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.0, eps=0.0):
+    """Mirror of :func:`refimpl.model.loss_and_grads` (inputs already checked there)."""
+    N, L = tokens.shape
+    Wt = np.ascontiguousarray(W.T)                                        # (nw, d)
+    U = np.ascontiguousarray(U)
+    scores, ws = forward(Wt, U, tokens, layernorm_on=layernorm, eps=eps)
+    cross_entropy(scores, labels, ws.loss_rows, ws.correct_rows)          # scores ← dscores
+    dU = lam_U * U                                                        # (K, L·d)
+    _gemm(1.0, ws.X.T, scores, 1.0, dU.T)                                 # dU += dscoresᵀ X
+    dX = backward_dX(scores, U, ws, L, layernorm)
+    dWt = lam_W * Wt                                                      # (nw, d)
+    scatter_add(dWt, tokens, dX, Wt.dtype.type(1.0))                      # dWᵀ += scatter of dX
+    loss = ws.loss_rows.mean() + 0.5 * lam_W * float(np.vdot(W, W)) + 0.5 * lam_U * float(np.vdot(U, U))
+    return float(loss), dWt.T, dU
+
+
+def sgd_step(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0, ws=None):
+    """Mirror of :func:`refimpl.model.sgd_step`, fused; returns (loss, correct, workspace).
+
+    Wt (nw, d) = Wᵀ and U (K, L·d), both C-ordered, are updated in place: U by one GEMM carrying its
+    weight decay (beta = 1 − lr·λ_U), W by a scatter over the words of the batch (no dense dW).
+    """
+    N, L = tokens.shape
+    scores, ws = forward(Wt, U, tokens, layernorm_on=layernorm, eps=eps, ws=ws)
+    cross_entropy(scores, labels, ws.loss_rows, ws.correct_rows)          # scores ← dscores
+    dX = backward_dX(scores, U, ws, L, layernorm)                         # uses U before its update
+    _gemm(-lr, ws.X.T, scores, 1.0 - lr * lam_U, U.T)                     # U ← (1−lr·λ_U)U − lr·dscoresᵀX
+    if lam_W:
+        Wt *= 1.0 - lr * lam_W
+    scatter_add(Wt, tokens, dX, Wt.dtype.type(-lr))                       # W ← W − lr·dW, word by word
+    return float(ws.loss_rows.mean()), int(ws.correct_rows.sum()), ws

@@ -47,13 +47,22 @@ def _param_type(tp):
     return tp
 
 
-def _config_options(config_cls):
-    """One click option per dataclass field; default None so that only given options override."""
+def _config_options(config):
+    """One click option per dataclass field; default None so that only given options override.
+
+    `config` is a dataclass (defaults: its field defaults) or an instance of one (defaults: its values).
+    """
+    config_cls = config if isinstance(config, type) else type(config)
     hints = typing.get_type_hints(config_cls)
     options = []
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if not isinstance(config, type):
+            default = getattr(config, f.name)
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()
         text = f"{f.metadata.get('help', '')} [default: {default}]"
         if hints[f.name] is bool:
             no = "--no-" + f.name.replace("_", "-")
@@ -64,8 +73,9 @@ def _config_options(config_cls):
     return options
 
 
-def _build_config(config_cls, kwargs):
-    return config_cls(**{k: v for k, v in kwargs.items() if v is not None})
+def _build_config(config, kwargs):
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    return config(**given) if isinstance(config, type) else dataclasses.replace(config, **given)
 
 
 def command_from_spec(spec: registry.Spec, extra_params, make_context, on_result=None):

@@ -16,10 +16,15 @@ from pathlib import Path
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A runnable item: ``run(config, ctx)`` with ``config`` an instance of the dataclass ``config``."""
+    """A runnable item: ``run(config, ctx)``.
+
+    ``config`` is a dataclass (its field defaults are the defaults) or an instance of one (a preset:
+    its values are the defaults, as for figures sharing one config class); the CLI builds the instance
+    passed to ``run`` from the options given.
+    """
 
     name: str
-    config: type
+    config: object
     run: Callable
     help: str = ""
 
@@ -47,6 +52,11 @@ class Context:
         """A side remark for a human (stderr, so that JSON on stdout stays clean)."""
         if not self.json:
             print(text, file=sys.stderr, flush=True)
+
+
+def option(default, help: str):
+    """A config dataclass field with its CLI help text: ``x: int = option(3, "what x is")``."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 def collect(module_names) -> dict[str, Spec]:

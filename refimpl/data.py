@@ -47,6 +47,11 @@ def check_sizes(nc: int, nw: int, L: int) -> int:
     return nw // nc
 
 
+def check_distinct_count(nc: int, L: int, K: int) -> None:
+    """K distinct latent variables exist only if K ≤ nc^L."""
+    require(K <= nc**L, f"K = {K} exceeds nc^L = {nc**L}: there are not that many distinct latent variables")
+
+
 def all_latent_variables(nc: int, L: int) -> np.ndarray:
     """All nc^L latent variables in lexicographic order (row k is k written in base nc).
 
@@ -76,7 +81,7 @@ def latent_variables(nc: int, L: int, K, rng: np.random.Generator, *, distinct: 
     total = nc**L  # a Python int: exact for any L
     if not distinct:
         return rng.integers(0, nc, size=(K, L))
-    require(K <= total, f"K = {K} exceeds nc^L = {total}: there are not that many distinct latent variables")
+    check_distinct_count(nc, L, K)
     if total <= 4 * K:  # dense regime: sample codes without replacement
         codes = rng.choice(total, size=K, replace=False)       # (K,)
         powers = nc ** np.arange(L - 1, -1, -1)

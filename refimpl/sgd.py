@@ -1,0 +1,192 @@
+"""The plain SGD trainer of *Feature collapse* (section 2), as in its authors' runs.
+
+Mini-batches of 100 reshuffled every epoch, constant learning rate 0.1, coupled weight decay per
+parameter group (θ ← θ − lr·(∂ℓ/∂θ + λ_θ θ): W gets λ for h and nothing for h*, U gets λ), initialization
+PyTorch's default divided by 1000 (embedding N(0, 1)/1000, linear U(±1/√(Ld))/1000). Deterministic for a
+given seed and backend: the initialization and every epoch's permutation come from their own seeded
+streams, so a run resumed from a checkpoint continues exactly as the uninterrupted run.
+"""
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from refimpl import fileio, model, progress
+from refimpl.data import Task
+from refimpl.errors import InputError, positive_int, require
+from refimpl.registry import option
+
+_INIT_STREAM, _SHUFFLE_STREAM = 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run; defaults are the authors' (paper 1, section 2)."""
+
+    d: int = option(100, "embedding dimension")
+    lr: float = option(0.1, "learning rate (constant)")
+    batch: int = option(100, "mini-batch size")
+    epochs: int = option(500, "epochs")
+    lam: float = option(1e-3, "weight decay λ")
+    decay_W: bool = option(True, "weight decay on W too: eq. (2) for h; eq. (3) (h*) has none")
+    layernorm: bool = option(False, "h* (LayerNorm) instead of h")
+    eps: float = option(1e-5, "LayerNorm eps (1e-5: the authors' PyTorch runs; 0: the paper's φ)")
+    init_scale: float = option(1e-3, "initialization = PyTorch default × init_scale")
+    dtype: Literal["float32", "float64"] = option("float32", "arithmetic")
+    backend: Literal["numba", "numpy"] = option("numba", "compiled kernels or the NumPy reference")
+    seed: int = option(0, "seed of data, initialization and shuffling")
+    test_every: int = option(50, "test accuracy every this many epochs (and at the first and last)")
+
+    def __post_init__(self):
+        for name in ("d", "batch", "test_every"):
+            positive_int(name, getattr(self, name))
+        require(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        require(self.lr > 0 and np.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
+        require(self.lam >= 0, f"lam must be >= 0, got {self.lam}")
+        require(self.eps >= 0, f"eps must be >= 0, got {self.eps}")
+        require(self.init_scale > 0, f"init_scale must be > 0, got {self.init_scale}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(self.dtype in ("float32", "float64"), f"unknown dtype {self.dtype!r}")
+        require(self.backend in model.BACKENDS, f"unknown backend {self.backend!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Trained weights and what was measured along the way."""
+
+    W: np.ndarray               # (d, nw)
+    U: np.ndarray               # (K, L·d)
+    history: list               # one dict per epoch: epoch, train_loss, train_accuracy[, test_accuracy]
+    seconds: float
+
+    @property
+    def train_loss(self) -> float:
+        return self.history[-1]["train_loss"] if self.history else float("nan")
+
+    @property
+    def train_accuracy(self) -> float:
+        return self.history[-1]["train_accuracy"] if self.history else float("nan")
+
+    @property
+    def test_accuracy(self) -> float:
+        tested = [h["test_accuracy"] for h in self.history if "test_accuracy" in h]
+        return tested[-1] if tested else float("nan")
+
+
+def init_params(nw: int, d: int, K: int, L: int, *, seed: int = 0, scale: float = 1e-3,
+                dtype="float32"):
+    """The authors' initialization: W ~ N(0, 1)·scale, U ~ U(±1/√(Ld))·scale.
+
+    Returns
+    -------
+    W : ndarray of shape (d, nw), Fortran-ordered (each embedding contiguous).
+    U : ndarray of shape (K, L·d), C-ordered (each row k = [u_{k,1} … u_{k,L}] contiguous).
+    """
+    rng = np.random.default_rng([seed, _INIT_STREAM])
+    W = rng.standard_normal((nw, d)).T * scale                           # (d, nw), F-ordered
+    bound = 1.0 / np.sqrt(L * d)
+    U = rng.uniform(-bound, bound, size=(K, L * d)) * scale               # (K, L·d)
+    return np.asfortranarray(W, dtype=dtype), np.ascontiguousarray(U, dtype=dtype)
+
+
+def _stepper(W, U, cfg: TrainConfig):
+    """One SGD step on a batch, in place on W, U: returns (batch-mean loss, number correct)."""
+    lam_W = cfg.lam if cfg.decay_W else 0.0
+    kw = dict(lr=cfg.lr, lam_W=lam_W, lam_U=cfg.lam, layernorm=cfg.layernorm, eps=cfg.eps)
+    if cfg.backend == "numpy":
+        return lambda tokens, labels: model.sgd_step(W, U, tokens, labels, **kw)
+    from refimpl.kernels import model as kernels
+    workspace = [None]
+
+    def step(tokens, labels):
+        loss, correct, workspace[0] = kernels.sgd_step(W.T, U, tokens, labels, ws=workspace[0], **kw)
+        return loss, correct
+    return step
+
+
+def accuracy(W, U, tokens, labels, cfg: TrainConfig) -> float:
+    """Fraction of sentences whose argmax score is their class."""
+    pred = model.predict(W, U, tokens, layernorm=cfg.layernorm, eps=cfg.eps)
+    return float(np.mean(pred == labels))
+
+
+def _run_epoch(step, task: Task, cfg: TrainConfig, epoch: int):
+    N = len(task.train_labels)
+    perm = np.random.default_rng([cfg.seed, _SHUFFLE_STREAM, epoch]).permutation(N)
+    losses, correct = [], 0
+    for start in range(0, N, cfg.batch):
+        idx = perm[start:start + cfg.batch]
+        loss, c = step(task.train_tokens[idx], task.train_labels[idx])
+        if not np.isfinite(loss):
+            raise InputError(f"training diverged: the loss became {loss} at epoch {epoch}, "
+                             f"step {start // cfg.batch + 1} (lr = {cfg.lr}); try a smaller lr")
+        losses.append(loss)
+        correct += c
+    return float(np.mean(losses)), correct / N
+
+
+def train(task: Task, cfg: TrainConfig, *, show_progress: bool = False, checkpoint=None,
+          resume: bool = False, checkpoint_every: int = 50, log=None) -> TrainResult:
+    """Train h (or h*) on ``task`` with plain SGD; see the module docstring.
+
+    ``checkpoint``: path of an .npz written every ``checkpoint_every`` epochs and at the end;
+    ``resume``: continue from it (same task and settings, possibly more epochs). ``log(text)`` receives
+    a line at epoch 1, every ``test_every`` epochs and at the end.
+    """
+    W, U = init_params(task.nw, cfg.d, task.K, task.L, seed=cfg.seed, scale=cfg.init_scale,
+                       dtype=cfg.dtype)
+    history, first = [], 1
+    if resume:
+        require(checkpoint is not None, "resume needs a checkpoint path")
+        W, U, history = load_checkpoint(checkpoint, task, cfg)
+        first = len(history) + 1
+    step = _stepper(W, U, cfg)
+    t0 = time.perf_counter()
+    with progress.bar(max(cfg.epochs - first + 1, 0), "train", show_progress) as bar:
+        for epoch in range(first, cfg.epochs + 1):
+            loss, acc = _run_epoch(step, task, cfg, epoch)
+            record = {"epoch": epoch, "train_loss": loss, "train_accuracy": acc}
+            if epoch == 1 or epoch % cfg.test_every == 0 or epoch == cfg.epochs:
+                record["test_accuracy"] = accuracy(W, U, task.test_tokens, task.test_labels, cfg)
+                if log is not None:
+                    log(f"epoch {epoch}/{cfg.epochs}  train loss {loss:.3e}  train accuracy "
+                        f"{acc:.1%}  test accuracy {record['test_accuracy']:.1%}")
+            history.append(record)
+            bar.update(1, f"loss {loss:.2e} acc {acc:.1%}")
+            if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == cfg.epochs):
+                save_checkpoint(checkpoint, W, U, history, task, cfg)
+    return TrainResult(W, U, history, time.perf_counter() - t0)
+
+
+def _fingerprint(task: Task, cfg: TrainConfig) -> str:
+    """What a checkpoint must agree on to be resumed: the data and every setting but `epochs`."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}
+    data_hash = hashlib.sha256()
+    for array in (task.Z, task.train_tokens, task.train_labels):
+        data_hash.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    shape = [task.K, task.L, task.nw]
+    return json.dumps({"settings": settings, "data": data_hash.hexdigest(), "shape": shape})
+
+
+def save_checkpoint(path, W, U, history, task: Task, cfg: TrainConfig) -> None:
+    fileio.save_npz(path, W=W, U=U, history=json.dumps(history), fingerprint=_fingerprint(task, cfg))
+
+
+def load_checkpoint(path, task: Task, cfg: TrainConfig):
+    """(W, U, history) from a checkpoint written by the same task and settings; InputError otherwise."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as f:
+            W, U = f["W"], f["U"]
+            history, fingerprint = json.loads(str(f["history"])), str(f["fingerprint"])
+    except Exception as e:  # any unreadable file: one line naming it
+        raise InputError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    require(fingerprint == _fingerprint(task, cfg),
+            f"checkpoint {path} was written by a different task or different settings")
+    require(len(history) <= cfg.epochs,
+            f"checkpoint {path} is at epoch {len(history)}, beyond epochs = {cfg.epochs}")
+    return np.asfortranarray(W), np.ascontiguousarray(U), history

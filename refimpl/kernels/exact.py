@@ -2,17 +2,23 @@
 
 Versions
 --------
-* ``score_tables``   S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩, parallel over k.
+* ``score_tables``   S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (serial: O(K·L·nw·d), small next to the enumeration).
 * ``risk0_and_phi``  R0 (eq. 46) and Φ (eq. 130): the K·sc^L sentences are cut into ``n_chunks`` contiguous
   ranges (a number fixed by the sizes, not by the thread count, so results do not depend on the machine);
   each range walks its sentences with an odometer over (class j, β_1..β_L), accumulates into its own copy
   of Φ, and the copies are summed at the end. Per sentence: K·L adds for the scores, K exponentials for the
   softmax, K·L adds into Φ — O(K·L), so O(K²·sc^L·L) in all.
-* ``lemma_s``        the two contractions of Lemma S, parallel over k and over w.
+* ``lemma_s``        the two contractions of Lemma S (serial, same cost as the score tables).
+
+Small enumerations (fewer than SERIAL_WORK score additions) run on one thread: waking the thread pool
+costs more than they do, and on a loaded machine far more (tens of ms per call, which an optimizer
+calling the risk hundreds of times feels).
 
 CPU reference: :func:`refimpl.exact.score_tables`, :func:`refimpl.exact.risk0_and_phi`,
 :func:`refimpl.exact.lemma_s`; tests/test_kernels_exact.py checks agreement to 1e-12. No fastmath.
 """
+
+import contextlib
 
 import numba
 import numpy as np
@@ -21,14 +27,29 @@ from refimpl import exact
 
 MAX_CHUNKS = 16
 CHUNK_BUFFER = 2**24  # at most this many float64 over all private copies of Φ (128 MiB)
+SERIAL_WORK = 2**21   # below K·(K·sc^L)·L score additions the enumeration runs on one thread
 
 
-@numba.njit(cache=True, parallel=True)
+@contextlib.contextmanager
+def _threads_for(work: int):
+    """One Numba thread for small `work`, all of them otherwise."""
+    old = numba.get_num_threads()
+    if work >= SERIAL_WORK or old == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+@numba.njit(cache=True)
 def _score_tables(W, U, L):
     d, nw = W.shape
     K = U.shape[0]
     S = np.empty((K, L, nw))                                              # (K, L, nw)
-    for k in numba.prange(K):
+    for k in range(K):
         for l in range(L):
             for w in range(nw):
                 acc = 0.0
@@ -125,23 +146,25 @@ def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     St = np.ascontiguousarray(S.transpose(2, 1, 0), dtype=np.float64)  # (nw, L, K) rows contiguous in k
     Z = np.ascontiguousarray(Z, dtype=np.int64)
     mu = np.ascontiguousarray(mu, dtype=np.float64)
-    risk, phi = _enumerate(St, Z, mu, n_chunks_for(K, mu.shape[0], L, nw))
-    return float(risk.sum()) / K, _sum_chunks(phi)
+    with _threads_for(K * exact.sentence_count(K, mu.shape[0], L) * L):
+        risk, phi = _enumerate(St, Z, mu, n_chunks_for(K, mu.shape[0], L, nw))
+        Phi = _sum_chunks(phi)
+    return float(risk.sum()) / K, Phi
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _lemma_s(W, U, Phi):
     d, nw = W.shape
     _, K, L = Phi.shape
     dU = np.zeros((K, L * d))                                             # (K, L·d)
     dW = np.zeros((d, nw))                                                # (d, nw)
-    for k in numba.prange(K):
+    for k in range(K):
         for l in range(L):
             for w in range(nw):
                 f = Phi[w, k, l]
                 for i in range(d):
                     dU[k, l * d + i] -= f * W[i, w]                       # −Σ_w Φ[w,k,ℓ] w_w
-    for w in numba.prange(nw):
+    for w in range(nw):
         for k in range(K):
             for l in range(L):
                 f = Phi[w, k, l]

@@ -170,5 +170,14 @@ main.add_command(SpecGroup("verify", kind="check", specs=registry.checks, make_c
                            help="Check a theorem numerically; exit status 1 when a claim fails."))
 
 
+def _predict_command():
+    from refimpl import predict
+    return command_from_spec(predict.SPEC, [_json_flag()],
+                             lambda as_json: registry.Context(json=as_json, progress=not as_json))
+
+
+main.add_command(_predict_command())
+
+
 if __name__ == "__main__":
     main()

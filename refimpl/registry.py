@@ -71,9 +71,9 @@ def collect(module_names) -> dict[str, Spec]:
 
 
 # The modules that contribute to each registry (append here when adding a family).
-FIGURE_MODULES = ["refimpl.figures.feature_collapse"]
-BENCH_MODULES = ["refimpl.bench.sgd"]
-CHECK_MODULES: list[str] = []
+FIGURE_MODULES = ["refimpl.figures.feature_collapse", "refimpl.figures.theorem2"]
+BENCH_MODULES = ["refimpl.bench.sgd", "refimpl.bench.exact"]
+CHECK_MODULES: list[str] = ["refimpl.checks"]
 
 
 def figures() -> dict[str, Spec]:

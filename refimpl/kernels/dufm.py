@@ -1,0 +1,400 @@
+"""Numba kernels for the DUFM: many independent gradient-descent runs at once, parallel over runs.
+
+Mirror of :mod:`refimpl.dufm.model` — same models ("linear", "relu", "mse"), loss and gradients — for a
+batch of R runs sharing (K, d, L, n) and differing in parameters, λ and learning rate:
+
+* :func:`loss_and_grads` — per run, ``model.loss_and_grads`` (tests: agreement to 1e-10 in float64);
+* :func:`train` — full-batch gradient descent, all steps of a run inside one compiled call,
+  ``prange`` over the independent runs, no allocation inside the step loop.
+
+CPU reference: :func:`refimpl.dufm.model.loss_and_grads` (eq. 7 for the linear model).
+
+Layout of one run.  Every product is one small GEMM, out[s, :] = Σ_j X[s, j] B[j, :] (:func:`_gemm`,
+and :func:`_gemm_tn` reading X transposed), whose inner loop runs along a contiguous row of length d
+(vectorized by LLVM without re-associating any sum), with a small block of X held in registers so
+that each loaded row of B serves several output rows.  Sizes are padded with zeros — d to a multiple
+of 8 (D), K to a multiple of 4 (Kp), Kn to a multiple of 2 (Np) — which changes nothing: zero
+features, weights and samples get exactly zero gradient (the fit term skips padded classes and
+samples), so they stay zero and only add exact zeros to the sums.
+
+Floating point: ``fastmath={"contract"}`` only — a·b + c may be fused into one FMA (one rounding
+instead of two, as BLAS does); no re-association, no NaN/inf assumptions.  The sums run in the same
+order as a plain triple loop; the tests find agreement with the NumPy reference to ~1e-15.
+
+    Ht (Np, D) = H_1ᵀ          W, Wt (L−1, D, D) = W_l and W_lᵀ          WL (Kp, D), WLt (D, Kp)
+    forward   H_{l+1}ᵀ = Λ_lᵀ W_lᵀ,  Zᵀ = Λ_Lᵀ W_Lᵀ                   (eqs. 1, 3, 4; Λ_l = ζ(H_l))
+    backward  G = ∂fit/∂Zᵀ,  ∂W_L = Gᵀ Λ_Lᵀ,  ∂Λ_Lᵀ = G W_L,  and for l < L with g = ∂fit/∂H_{l+1}ᵀ:
+              ∂W_l = gᵀ Λ_lᵀ (eq. 7: A_{l+1}ᵀ M B_{l−1}ᵀ/(Kn)),  ∂Λ_lᵀ = g W_l,  ∂H_l = ∂Λ_l ⊙ ζ'(H_l)
+    update    θ ← θ − η(∂θ + λθ) (‖θ‖², ‖∇L‖² accumulated in the same pass on evaluated steps);
+              W_lᵀ and W_Lᵀ refreshed.
+
+Activation codes ``acts[l]`` (ζ applied to H_l before W_l, l = 1..L): 0 identity, −1 ReLU, p ≥ 2 the
+Hadamard power x^p (from :func:`refimpl.dufm.model.activations`).  float64 only.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+ACT_ID, ACT_RELU = 0, -1
+FM = {"contract"}   # fused multiply-add allowed; no re-association, no NaN/inf assumptions
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _gemm(X, B, out):
+    """out = X B;  X (m, p), B (p, q), out (m, q);  m a multiple of 2, p a multiple of 4.
+
+    Register block: a 2×4 block of X, so each pass along the rows of out updates 2 output rows from 4
+    rows of B.  The sum over j runs in increasing order, as in a plain triple loop.
+    """
+    out[:, :] = 0.0
+    for s in range(0, out.shape[0], 2):
+        o0, o1 = out[s], out[s + 1]
+        for j in range(0, B.shape[0], 4):
+            b0, b1, b2, b3 = B[j], B[j + 1], B[j + 2], B[j + 3]
+            a00, a01, a02, a03 = X[s, j], X[s, j + 1], X[s, j + 2], X[s, j + 3]
+            a10, a11, a12, a13 = X[s + 1, j], X[s + 1, j + 1], X[s + 1, j + 2], X[s + 1, j + 3]
+            for i in range(o0.shape[0]):
+                c0, c1, c2, c3 = b0[i], b1[i], b2[i], b3[i]
+                o0[i] = o0[i] + a00 * c0 + a01 * c1 + a02 * c2 + a03 * c3
+                o1[i] = o1[i] + a10 * c0 + a11 * c1 + a12 * c2 + a13 * c3
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _gemm_tn(Xt, B, out):
+    """out = Xtᵀ B;  Xt (p, m), B (p, q), out (m, q);  m a multiple of 4, p a multiple of 2.
+
+    Register block: a 4×2 block of X = Xtᵀ (4 output rows from 2 rows of B per pass).
+    """
+    out[:, :] = 0.0
+    for s in range(0, out.shape[0], 4):
+        o0, o1, o2, o3 = out[s], out[s + 1], out[s + 2], out[s + 3]
+        for j in range(0, B.shape[0], 2):
+            b0, b1 = B[j], B[j + 1]
+            a00, a01, a10, a11 = Xt[j, s], Xt[j + 1, s], Xt[j, s + 1], Xt[j + 1, s + 1]
+            a20, a21, a30, a31 = Xt[j, s + 2], Xt[j + 1, s + 2], Xt[j, s + 3], Xt[j + 1, s + 3]
+            for i in range(o0.shape[0]):
+                c0, c1 = b0[i], b1[i]
+                o0[i] = o0[i] + a00 * c0 + a01 * c1
+                o1[i] = o1[i] + a10 * c0 + a11 * c1
+                o2[i] = o2[i] + a20 * c0 + a21 * c1
+                o3[i] = o3[i] + a30 * c0 + a31 * c1
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _transpose(A, At):
+    """At = Aᵀ; A (m, q), At (q, m) (written row by row: contiguous stores)."""
+    m, q = A.shape
+    for j in range(q):
+        for i in range(m):
+            At[j, i] = A[i, j]
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _activate(H, out, act):
+    """out = ζ(H) element-wise: ReLU (act = −1) or H^p (act = p ≥ 2); H, out (Np, D)."""
+    for s in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            h = H[s, j]
+            if act == ACT_RELU:
+                out[s, j] = h if h > 0.0 else 0.0
+            else:
+                out[s, j] = h ** act
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _times_dzeta(g, H, act):
+    """g ⊙= ζ'(H): the mask H > 0 for ReLU, p H^{p−1} for the power p; g, H (Np, D)."""
+    for s in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            h = H[s, j]
+            if act == ACT_RELU:
+                if not h > 0.0:
+                    g[s, j] = 0.0
+            else:
+                g[s, j] *= act * h ** (act - 1)
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _layer_input(l, Ht, Hs, Lam, acts):
+    """Λ_lᵀ (Np, D), the input of W_l: ζ(H_l) where acts[l] ≠ 0, else H_l (H_1 = the parameter)."""
+    if acts[l] != ACT_ID:
+        return Lam[l - 1]
+    if l == 1:
+        return Ht
+    return Hs[l - 1]
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _forward(Ht, Wt, WLt, acts, Hs, Lam, Z):
+    """Zᵀ (Np, Kp) = (W_L Λ_L)ᵀ with H_{l+1} = W_l Λ_l (eqs. 1, 3, 4); fills Hs[l−1] = H_lᵀ, Lam."""
+    L = acts.shape[0] - 1
+    for l in range(1, L + 1):
+        if acts[l] != ACT_ID:
+            _activate(Ht if l == 1 else Hs[l - 1], Lam[l - 1], acts[l])
+        x = _layer_input(l, Ht, Hs, Lam, acts)
+        if l < L:
+            _gemm(x, Wt[l - 1], Hs[l])                            # (Np, D) H_{l+1}ᵀ
+        else:
+            _gemm(x, WLt, Z)                                       # (Np, Kp) Zᵀ
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _fit(Z, K, Kn, n, mse, G):
+    """Fit term over the K×Kn real entries of Zᵀ (Np, Kp) and G = ∂fit/∂Zᵀ (zero on the padding).
+
+    CE: g(Z)/(Kn), G = (P − Y)ᵀ/(Kn) (eq. 2, B.1);  MSE: ‖Z − Y‖²/(2Kn), G = (Z − Y)ᵀ/(Kn) (eq. 4).
+    """
+    G[:, :] = 0.0
+    fit = 0.0
+    for s in range(Kn):
+        k = s // n
+        if mse:
+            for c in range(K):
+                r = Z[s, c] - (1.0 if c == k else 0.0)
+                fit += 0.5 * r * r
+                G[s, c] = r / Kn
+        else:
+            mx = Z[s, 0]
+            for c in range(1, K):
+                mx = max(mx, Z[s, c])
+            tot = 0.0
+            for c in range(K):
+                e = np.exp(Z[s, c] - mx)
+                G[s, c] = e
+                tot += e
+            fit += np.log(tot) - (Z[s, k] - mx)
+            for c in range(K):
+                G[s, c] = G[s, c] / tot / Kn
+            G[s, k] -= 1.0 / Kn
+    return fit / Kn
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _update(P, dP, lam, lr, acc_w, acc_g, grad_out, measure, store):
+    """P ← P − η g with g = dP + λP, row by row;  P, dP (m, D).
+
+    measure: also acc_w += P², acc_g += g² column-wise (for ‖θ‖² and ‖∇L‖²); store: grad_out = g.
+    """
+    for s in range(P.shape[0]):
+        p, dp = P[s], dP[s]
+        if store:
+            for j in range(p.shape[0]):
+                grad_out[s, j] = dp[j] + lam * p[j]
+        if measure:
+            for j in range(p.shape[0]):
+                w = p[j]
+                g = dp[j] + lam * w
+                acc_w[j] += w * w
+                acc_g[j] += g * g
+                p[j] = w - lr * g
+        else:
+            for j in range(p.shape[0]):
+                p[j] = p[j] - lr * (dp[j] + lam * p[j])
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _step(Ht, W, Wt, WL, WLt, acts, dims, lam, lr, ws, gH, gW, gWL, measure, store):
+    """One gradient step of one run, in place; returns (fit, ½‖θ‖², ‖∇L‖²) at the parameters before it
+    (the two norms only when ``measure``, else NaN).
+
+    dims = (K, Kn, n, mse); ws = (Hs, Lam, Z, G, gA, gB, dW, dWL, acc_w, acc_g), the run's work arrays.
+    With store, the gradients (eq. 7 + λθ) are also written to gH, gW, gWL.
+    """
+    K, Kn, n, mse = dims
+    Hs, Lam, Z, G, gA, gB, dW, dWL, acc_w, acc_g = ws
+    L = acts.shape[0] - 1
+    _forward(Ht, Wt, WLt, acts, Hs, Lam, Z)
+    fit = _fit(Z, K, Kn, n, mse != 0, G)
+    if not np.isfinite(fit):
+        return fit, 0.0, 0.0
+    acc_w[:] = 0.0
+    acc_g[:] = 0.0
+    x = _layer_input(L, Ht, Hs, Lam, acts)
+    _gemm_tn(G, x, dWL)                                                # (Kp, D) ∂W_L = Gᵀ Λ_Lᵀ
+    _gemm(G, WL, gA)                                               # (Np, D) ∂Λ_Lᵀ = G W_L
+    _update(WL, dWL, lam, lr, acc_w, acc_g, gWL, measure, store)
+    _transpose(WL, WLt)
+    g, gnext = gA, gB
+    for l in range(L - 1, 0, -1):
+        if acts[l + 1] != ACT_ID:
+            _times_dzeta(g, Hs[l], acts[l + 1])                           # (Np, D) ∂H_{l+1}ᵀ
+        x = _layer_input(l, Ht, Hs, Lam, acts)
+        _gemm_tn(g, x, dW)                                             # (D, D) ∂W_l = gᵀ Λ_lᵀ
+        _gemm(g, W[l - 1], gnext)                                  # (Np, D) ∂Λ_lᵀ = g W_l
+        _update(W[l - 1], dW, lam, lr, acc_w, acc_g, gW[l - 1], measure, store)
+        _transpose(W[l - 1], Wt[l - 1])
+        g, gnext = gnext, g
+    if acts[1] != ACT_ID:
+        _times_dzeta(g, Ht, acts[1])                                      # (Np, D) ∂H_1ᵀ
+    _update(Ht, g, lam, lr, acc_w, acc_g, gH, measure, store)
+    if not measure:
+        return fit, np.nan, np.nan
+    return fit, 0.5 * acc_w.sum(), acc_g.sum()
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _workspace(Np, Kp, D, L):
+    """Work arrays of one run (allocated once per run, outside the step loop)."""
+    return (np.zeros((L, Np, D)), np.zeros((L, Np, D)), np.zeros((Np, Kp)), np.zeros((Np, Kp)),
+            np.zeros((Np, D)), np.zeros((Np, D)), np.zeros((D, D)), np.zeros((Kp, D)), np.zeros(D),
+            np.zeros(D))
+
+
+@numba.njit(cache=True, fastmath=FM)
+def _run_one(Ht, W, Wt, WL, WLt, acts, dims, lam, lr, steps, tol, check_every, record_every,
+             history, gH, gW, gWL, store):
+    """``steps`` gradient steps of one run in place; returns (loss, ‖∇L‖, steps taken, diverged at).
+
+    The loss and gradient norm are evaluated at steps t ≡ 0 mod check_every (or mod record_every), and
+    always when store.  The run stops after an evaluated step whose gradient norm is ≤ tol, or at the
+    first step whose fit term (or evaluated loss) is not finite (diverged at = that step, else −1).
+    history[t // record_every] = loss at step t when record_every > 0.
+    """
+    ws = _workspace(Ht.shape[0], WL.shape[0], Ht.shape[1], acts.shape[0] - 1)
+    loss, gnorm, done, diverged = np.nan, np.nan, 0, -1
+    for t in range(steps):
+        record = record_every > 0 and t % record_every == 0
+        measure = store or record or (check_every > 0 and t % check_every == 0)
+        fit, half_sq, grad_sq = _step(Ht, W, Wt, WL, WLt, acts, dims, lam, lr, ws, gH, gW, gWL, measure,
+                                      store)
+        done = t + 1
+        if measure:
+            loss, gnorm = fit + lam * half_sq, np.sqrt(grad_sq)
+        if record:
+            history[t // record_every] = loss
+        if not (np.isfinite(fit) and np.isfinite(loss)):
+            loss, diverged = fit + lam * half_sq, t
+            break
+        if measure and gnorm <= tol:
+            break
+    return loss, gnorm, done, diverged
+
+
+@numba.njit(cache=True, parallel=True)
+def _run_batch(Ht, W, Wt, WL, WLt, acts, dims, lam, lr, steps, tol, check_every, record_every,
+               history, out, gH, gW, gWL, store):
+    """:func:`_run_one` for every run r, in parallel (prange); out[r] = its 4 numbers.
+
+    Work arrays are allocated once per run, results kept in locals until the run ends (no false
+    sharing between threads); gradients are written only when store (else gH… are dummies).
+    """
+    for r in prange(Ht.shape[0]):
+        rg = np.int64(r) if store else np.int64(0)
+        res = _run_one(Ht[r], W[r], Wt[r], WL[r], WLt[r], acts, dims, lam[r], lr[r], steps, tol,
+                       check_every, record_every, history[r], gH[rg], gW[rg], gWL[rg], store)
+        out[r, 0], out[r, 1], out[r, 2], out[r, 3] = res
+
+
+def act_codes(L: int, model: str, power=None) -> np.ndarray:
+    """``acts`` (L+1,) int64 from :func:`refimpl.dufm.model.activations`: 0 id, −1 ReLU, p power."""
+    from refimpl.dufm.model import activations
+    codes = [ACT_ID if a is None or a == 1 else ACT_RELU if a == "relu" else int(a)
+             for a in activations(L, model, power)]
+    return np.array(codes, dtype=np.int64)
+
+
+def _up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def to_layout(params):
+    """Batched params [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] -> zero-padded kernel arrays.
+
+    Returns (Ht (R, Np, D), W (R, L−1, D, D), Wt, WL (R, Kp, D), WLt (R, D, Kp)), all new C arrays.
+    """
+    R, d, Kn = params[0].shape
+    K, L = params[-1].shape[1], len(params) - 1
+    D, Np, Kp = _up(d, 8), _up(Kn, 2), _up(K, 4)
+    Ht, WL = np.zeros((R, Np, D)), np.zeros((R, Kp, D))
+    W = np.zeros((R, L - 1, D, D))
+    Ht[:, :Kn, :d] = params[0].transpose(0, 2, 1)
+    for l in range(1, L):
+        W[:, l - 1, :d, :d] = params[l]
+    WL[:, :K, :d] = params[-1]
+    Wt, WLt = np.ascontiguousarray(W.transpose(0, 1, 3, 2)), np.ascontiguousarray(WL.transpose(0, 2, 1))
+    return Ht, W, Wt, WL, WLt
+
+
+def from_layout(Ht, W, WL, K, Kn, d):
+    """Inverse of :func:`to_layout`: the batched list [H_1 (R, d, Kn), W_1, …, W_L (R, K, d)]."""
+    return ([Ht[:, :Kn, :d].transpose(0, 2, 1).copy()] + [W[:, l, :d, :d].copy() for l in range(W.shape[1])]
+            + [WL[:, :K, :d].copy()])
+
+
+def _per_run(value, R, name):
+    from refimpl.errors import require
+    v = np.asarray(value, dtype=np.float64)
+    require(v.ndim == 0 or v.shape == (R,), f"{name} must be a number or an array of shape ({R},), "
+            f"got shape {v.shape}")
+    return np.array(np.broadcast_to(v, (R,)), dtype=np.float64)              # a fresh writable copy
+
+
+def _prepare(params, lam, model, power):
+    """Check one run of the batch like the reference does; return (K, Kn, n, d, L, R, lam (R,), dims)."""
+    from refimpl.dufm.model import check_params
+    from refimpl.errors import require
+    require(isinstance(params, (list, tuple)) and all(np.ndim(p) == 3 for p in params),
+            "batched params must be a list of 3-D arrays (runs first)")
+    R = params[0].shape[0]
+    lam = _per_run(lam, R, "lam")
+    K, n, d, L = check_params([np.asarray(p[0], dtype=np.float64) for p in params],
+                              lam=float(lam.min()) if R else 0.0, model=model, power=power)
+    require(all(p.shape[0] == R for p in params), "every array of the batch needs the same number of runs")
+    dims = np.array([K, K * n, n, int(model == "mse")], dtype=np.int64)
+    return K, K * n, d, L, R, lam, dims
+
+
+def loss_and_grads(params, *, lam, model="linear", power=None):
+    """Per-run loss and gradients of a batch: the mirror of :func:`refimpl.dufm.model.loss_and_grads`.
+
+    Parameters
+    ----------
+    params : list [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] — R runs (converted to float64).
+    lam : float or ndarray of shape (R,).
+
+    Returns
+    -------
+    loss : ndarray of shape (R,); grads : list of arrays shaped like params.
+    """
+    K, Kn, d, L, R, lam, dims = _prepare(params, lam, model, power)
+    Ht, W, Wt, WL, WLt = to_layout(params)
+    gH, gW, gWL = np.zeros_like(Ht), np.zeros_like(W), np.zeros_like(WL)
+    out = np.empty((R, 4))
+    _run_batch(Ht, W, Wt, WL, WLt, act_codes(L, model, power), dims, lam, np.zeros(R), 1, -1.0, 1, 0,
+               np.empty((R, 0)), out, gH, gW, gWL, True)
+    return out[:, 0], from_layout(gH, gW, gWL, K, Kn, d)
+
+
+def train(params, *, lam, lr, steps, tol=0.0, model="linear", power=None, check_every=10,
+          record_every=0):
+    """Full-batch gradient descent on a batch of R independent runs (prange over runs).
+
+    Step t computes ∇L(θ_t) and sets θ_{t+1} = θ_t − η ∇L(θ_t).  The loss L(θ_t) and ‖∇L(θ_t)‖ are
+    evaluated at the steps t ≡ 0 mod ``check_every`` (and mod ``record_every``): a run
+    stops after an evaluated step whose gradient norm is ≤ tol, at the first step whose loss is not
+    finite (diverged; the fit term is checked at every step), or after ``steps`` steps.
+
+    Parameters
+    ----------
+    params : list [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] (not modified).
+    lam, lr : float or ndarray of shape (R,).
+    check_every : evaluate the loss and gradient norm every that many steps (1: every step).
+    record_every : keep L(θ_t) for t = 0, record_every, 2·record_every, … (0: no history).
+
+    Returns
+    -------
+    params : the trained batch, same shapes.
+    out : ndarray of shape (R, 4): loss L(θ_t) and ‖∇L(θ_t)‖ at the last evaluated step t, the number of
+        steps taken, the step at which the loss became non-finite (−1 if never).
+    history : ndarray of shape (R, ceil(steps / record_every)), NaN where not reached.
+    """
+    K, Kn, d, L, R, lam, dims = _prepare(params, lam, model, power)
+    lr = _per_run(lr, R, "lr")
+    Ht, W, Wt, WL, WLt = to_layout(params)
+    history = np.full((R, -(-steps // record_every) if record_every > 0 else 0), np.nan)
+    out = np.empty((R, 4))
+    dummy = (np.empty((1,) + Ht.shape[1:]), np.empty((1,) + W.shape[1:]), np.empty((1,) + WL.shape[1:]))
+    _run_batch(Ht, W, Wt, WL, WLt, act_codes(L, model, power), dims, lam, lr, int(steps), float(tol),
+               int(check_every), int(record_every), history, out, *dummy, False)
+    return from_layout(Ht, W, WL, K, Kn, d), out, history

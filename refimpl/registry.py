@@ -71,7 +71,8 @@ def collect(module_names) -> dict[str, Spec]:
 
 
 # The modules that contribute to each registry (append here when adding a family).
-FIGURE_MODULES = ["refimpl.figures.feature_collapse", "refimpl.figures.theorem2"]
+FIGURE_MODULES = ["refimpl.figures.feature_collapse", "refimpl.figures.theorem2",
+                  "refimpl.figures.dufm_theory"]
 BENCH_MODULES = ["refimpl.bench.sgd", "refimpl.bench.exact"]
 CHECK_MODULES: list[str] = ["refimpl.checks"]
 

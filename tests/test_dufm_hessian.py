@@ -100,3 +100,16 @@ def test_dnc_point_requires_lambda_below_max():
         hessian.dnc_critical_point(10, 2, 0.5, 10)
     with pytest.raises(InputError, match="d = 8"):
         hessian.dnc_critical_point(10, 2, 1e-3, 8)
+
+
+def test_figure_dufm_hessian_small(tmp_path):
+    from refimpl.figures import dufm_theory
+    from refimpl.registry import Context
+
+    config = dufm_theory.HessianConfig(K=5, Ls=(1, 2), n_lam=6, lam_min=1e-3)
+    summary = dufm_theory.run_hessian(config, Context(out_dir=tmp_path, progress=False, json=True))
+    assert (tmp_path / "dufm-hessian.png").stat().st_size > 0 and (tmp_path / "dufm-hessian.json").exists()
+    assert summary["counts_match_prediction"]
+    curve = summary["curves"]["2"]
+    below = np.array(curve["lam"]) < curve["lam_c"]
+    assert np.all(np.array(curve["min_free"])[below] > 0) and np.all(np.array(curve["min_free"])[~below] < 0)

@@ -225,3 +225,27 @@ def test_bad_input_one_line_error(call, match):
     with pytest.raises(InputError, match=match) as e:
         call()
     assert "\n" not in str(e.value)
+
+
+def test_figure_dufm_thresholds_small(tmp_path):
+    import json
+
+    from refimpl.figures import dufm_theory
+    from refimpl.registry import Context
+
+    config = dufm_theory.ThresholdsConfig(K_max=7, L_max=3, lams=(1e-3,))
+    summary = dufm_theory.run_thresholds(config, Context(out_dir=tmp_path, progress=False, json=True))
+    assert (tmp_path / "dufm-thresholds.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "dufm-thresholds.json").read_text())
+    gap = np.array(saved["relative_gap"]["lr"]["0.001"], dtype=float)      # (K = 2..7, L = 1..3)
+    assert np.array_equal(gap < -1e-12, np.array(saved["rules"]["lr"]["paper"]))
+    assert summary["beats_dnc_count"]["lr"]["0.001"] == 4 + 2               # L = 2: K = 6, 7; L = 3: K = 4..7
+
+
+def test_figure_config_rejects_bad_input():
+    from refimpl.figures import dufm_theory
+
+    with pytest.raises(InputError, match="lams"):
+        dufm_theory.ThresholdsConfig(lams=(1e-3, -1.0))
+    with pytest.raises(InputError, match="d = 5"):
+        dufm_theory.HessianConfig(K=10, d=5)

@@ -1,0 +1,143 @@
+"""``python cli.py bench dufm``: a sweep of independent DUFM gradient-descent runs, per implementation.
+
+Default sweep (issue 4): 16 runs (seeds 0..15), K = 10, d = 40, L = 2, λ = 1e-3, lr 1, 20,000 full-batch
+steps each, float64, orthogonal initialization.  Timed:
+
+* ``numpy``  — the reference :func:`refimpl.dufm.model.loss_and_grads`, looped over runs and steps;
+* ``numba``  — :func:`refimpl.kernels.dufm.train`, all runs and steps in one compiled call (prange over
+  runs), with 1 thread and with all threads;
+* ``torch-bmm`` — optional, when PyTorch is importable (never a dependency): autograd with all runs
+  batched through ``bmm`` and a hand-written SGD update, with 1 thread and with all threads, over
+  ``torch_steps`` steps (after the ``check_steps`` of the check, which also warm it up).
+
+Before anything is timed, the kernel (and PyTorch) are checked against the NumPy reference run by run
+over ``check_steps`` steps (max |Δθ| / max |θ| ≤ 1e-10 in float64).  ``--json`` prints one object per
+line: impl, runs, steps, seconds, us_per_run_step (+ threads, check).
+"""
+
+import dataclasses
+import time
+
+import numba
+import numpy as np
+
+from refimpl.dufm import model
+from refimpl.dufm import train as trainer
+from refimpl.errors import positive_int, require
+from refimpl.kernels import dufm as kernel
+from refimpl.registry import Spec, option
+
+TOLERANCE = 1e-10
+
+
+@dataclasses.dataclass(frozen=True)
+class DUFMBenchConfig:
+    runs: int = option(16, "independent runs (seeds 0..runs−1) (issue 4: 16)")
+    K: int = option(10, "classes (issue 4: 10)")
+    d: int = option(40, "width (issue 4: 40)")
+    L: int = option(2, "weight matrices after H_1 (issue 4: 2)")
+    lam: float = option(1e-3, "weight decay λ (issue 4: 1e-3)")
+    lr: float = option(1.0, "learning rate (issue 4: 1)")
+    steps: int = option(20_000, "gradient steps per run (issue 4: 20,000)")
+    numpy_steps: int = option(0, "steps timed for the NumPy reference (0: the same as --steps)")
+    check_steps: int = option(200, "steps compared run by run before timing")
+    repeats: int = option(3, "repeats of the Numba timing; the fastest is reported")
+    torch: bool = option(True, "also time a batched-bmm PyTorch version when PyTorch is importable")
+    torch_steps: int = option(1000, "steps timed for PyTorch (µs per run-step is what compares)")
+
+    def __post_init__(self):
+        for name in ("runs", "K", "d", "L", "steps", "check_steps", "repeats", "torch_steps"):
+            positive_int(name, getattr(self, name))
+        require(self.d >= self.K, f"d = {self.d} must be >= K = {self.K}")
+        require(self.lam >= 0 and self.lr > 0, f"need lam >= 0 and lr > 0, got {self.lam}, {self.lr}")
+        require(self.numpy_steps >= 0, f"numpy_steps must be >= 0, got {self.numpy_steps}")
+
+
+def _numpy_descent(params, lam, lr, steps):
+    """The reference: θ ← θ − η ∇L(θ) run by run with :func:`model.loss_and_grads`."""
+    out = []
+    for r in range(params[0].shape[0]):
+        p = [x[r].copy() for x in params]
+        for _ in range(steps):
+            _, grads = model.loss_and_grads(p, lam=lam)
+            p = [x - lr * g for x, g in zip(p, grads, strict=True)]
+        out.append(p)
+    return [np.stack(ms) for ms in zip(*out, strict=True)]
+
+
+def _max_rel_err(got, want) -> float:
+    return max(float(np.max(np.abs(g - w)) / max(1.0, float(np.max(np.abs(w)))))
+               for g, w in zip(got, want, strict=True))
+
+
+def _torch_descent(params, lam, lr, steps, threads):
+    """All runs batched through torch.bmm, gradients by autograd, plain SGD update; returns params."""
+    import torch
+
+    torch.set_num_threads(threads)
+    ps = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in params]
+    R, K = params[-1].shape[0], params[-1].shape[1]
+    labels = torch.arange(K).repeat(R)                                    # column k of run r is class k
+    for _ in range(steps):
+        Z = ps[0]
+        for W in ps[1:]:
+            Z = torch.bmm(W, Z)                                           # (R, ·, K)
+        fit = torch.nn.functional.cross_entropy(Z.transpose(1, 2).reshape(R * K, K), labels,
+                                                reduction="sum") / K
+        loss = fit + 0.5 * lam * sum((p * p).sum() for p in ps)
+        grads = torch.autograd.grad(loss, ps)
+        with torch.no_grad():
+            for p, g in zip(ps, grads, strict=True):
+                p -= lr * g
+    return [p.detach().numpy() for p in ps]
+
+
+def _record(ctx, impl, cfg, steps, seconds, threads, err):
+    us = seconds / (cfg.runs * steps) * 1e6
+    rec = {"impl": impl, "runs": cfg.runs, "steps": steps, "seconds": seconds, "us_per_run_step": us,
+           "threads": threads, "check_max_rel_err": err}
+    ctx.emit(f"{impl:>10s} {threads} thread(s): {seconds:8.3f} s for {cfg.runs} runs x {steps} steps  "
+             f"= {us:7.2f} us per run-step   (check vs NumPy: {err:.1e})", rec)
+
+
+def run(cfg: DUFMBenchConfig, ctx) -> bool:
+    params = trainer.init_batch(cfg.K, cfg.d, cfg.L, range(cfg.runs))
+    ctx.info(f"DUFM sweep: {cfg.runs} runs, K={cfg.K} d={cfg.d} L={cfg.L} lam={cfg.lam} lr={cfg.lr}, "
+             f"{cfg.steps} steps, float64; Numba threads available: {numba.get_num_threads()}")
+    want = _numpy_descent(params, cfg.lam, cfg.lr, cfg.check_steps)
+    got, _, _ = kernel.train(params, lam=cfg.lam, lr=cfg.lr, steps=cfg.check_steps)   # also compiles
+    err = _max_rel_err(got, want)
+    ok = err <= TOLERANCE
+    if not ok:
+        ctx.emit(f"numba kernel disagrees with the NumPy reference: {err:.2e} > {TOLERANCE}", None)
+        return False
+    n_steps = cfg.numpy_steps or cfg.steps
+    t0 = time.perf_counter()
+    _numpy_descent(params, cfg.lam, cfg.lr, n_steps)
+    _record(ctx, "numpy", cfg, n_steps, time.perf_counter() - t0, 1, 0.0)
+    all_threads = numba.get_num_threads()
+    for threads in sorted({1, all_threads}):
+        numba.set_num_threads(threads)
+        best = np.inf
+        for _ in range(cfg.repeats):
+            t0 = time.perf_counter()
+            kernel.train(params, lam=cfg.lam, lr=cfg.lr, steps=cfg.steps)
+            best = min(best, time.perf_counter() - t0)
+        _record(ctx, "numba", cfg, cfg.steps, best, threads, err)
+    numba.set_num_threads(all_threads)
+    if cfg.torch and _torch_available():
+        t_err = _max_rel_err(_torch_descent(params, cfg.lam, cfg.lr, cfg.check_steps, all_threads), want)
+        for threads in sorted({1, all_threads}):
+            t0 = time.perf_counter()
+            _torch_descent(params, cfg.lam, cfg.lr, cfg.torch_steps, threads)
+            _record(ctx, "torch-bmm", cfg, cfg.torch_steps, time.perf_counter() - t0, threads, t_err)
+    return ok
+
+
+def _torch_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+SPECS = [Spec("dufm", DUFMBenchConfig, run,
+              "Time a sweep of DUFM gradient-descent runs: NumPy reference vs batched Numba (vs PyTorch).")]

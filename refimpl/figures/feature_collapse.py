@@ -112,13 +112,15 @@ def draw(name: str, cfg, task: data.Task, result: sgd.TrainResult, summary: dict
     words = word_points(result.W, cfg)
     u, u_concepts = collapse.u_vectors(np.asarray(result.U, dtype=np.float64), task.Z)
     word_concepts = np.arange(task.nw) // task.sc
-    fig, (ax_w, ax_u) = plotting.subplots(2)
+    fig, (ax_w, ax_u) = plotting.subplots(2, layout="constrained")
     panels = ((ax_w, words, word_concepts, summary["sigma_words"],
-               "word features φ(w)" if cfg.layernorm else "word embeddings w"),
-              (ax_u, u, u_concepts, summary["sigma_u"], "vectors u_{k,ℓ}"))
+               r"word features $\varphi(w_{(\alpha,\beta)})$" if cfg.layernorm
+               else r"word embeddings $w_{(\alpha,\beta)}$"),
+              (ax_u, u, u_concepts, summary["sigma_u"], r"vectors $u_{k,\ell}$"))
     for ax, points, concepts, sigma, label in panels:
         coords, _ = collapse.pca(points, 2)
-        ax.scatter(coords[:, 0], coords[:, 1], s=2, c=plotting.concept_colors(concepts), linewidths=0)
+        size = min(12.0, max(1.5, 3000 / len(points)))
+        ax.scatter(coords[:, 0], coords[:, 1], s=size, c=plotting.concept_colors(concepts), linewidths=0)
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"{label}\nσ1 = {sigma[0]:.3g}, σ2 = {sigma[1]:.3g}, σ3 = {sigma[2]:.3g}", fontsize=10)
         ax.set_xlabel("PC 1")

@@ -15,8 +15,9 @@ def concept_colors(concepts):
     return [CONCEPT_COLORS[int(a) % len(CONCEPT_COLORS)] for a in concepts]
 
 
-def subplots(ncols: int, width: float = 5.0, height: float = 4.6):
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+def subplots(ncols: int, width: float = 5.0, height: float = 4.6, layout=None):
+    """One row of `ncols` axes; `layout="constrained"` keeps a suptitle clear of the panel titles."""
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, layout=layout)
     return fig, axes[0]
 
 

@@ -76,6 +76,15 @@ def test_backends_agree_on_tolerance_stops_and_divergence_across_chunks():
     assert rows[2]["end"] == "diverged"
 
 
+def test_a_tolerance_met_on_the_last_step_of_a_chunk_stops_the_run(monkeypatch):
+    p = tr.init_batch(3, 4, 2, [0], init="gaussian")
+    kw = dict(lam=0.05, lr=0.5, steps=5000, tol=1e-6, check_every=1)
+    ref = tr.gradient_descent(p, backend="numpy", **kw)
+    assert ref.steps[0] < 5000
+    monkeypatch.setattr(tr, "CHUNK", int(ref.steps[0]))                  # the stop falls on a chunk end
+    np.testing.assert_array_equal(tr.gradient_descent(p, **kw).steps, ref.steps)
+
+
 def test_l1_converges_to_the_dnc_optimum_of_the_closed_form():
     """L = 1 (the UFM): DNC is the global optimum (Zhu et al.); GD reaches its loss and structure."""
     K, d, L, lam = 4, 6, 1, 1e-2

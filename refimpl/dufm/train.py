@@ -22,6 +22,7 @@ from refimpl.errors import require
 
 INITS = ("orthogonal", "gaussian")
 BACKENDS = ("numba", "numpy")
+CHUNK = 5000          # steps per kernel call on the Numba path (drives the progress bar)
 
 
 def default_steps(lr: float, lam: float) -> int:
@@ -101,7 +102,8 @@ def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, 
     done, diverged = np.zeros(R, dtype=np.int64), np.full(R, -1)
     history = np.full((R, -(-steps // record_every) if record_every else 0), np.nan)
     active = np.ones(R, dtype=bool)
-    chunk = max(record_every, check_every, 1) * max(1, 5000 // max(record_every, check_every, 1))
+    unit = max(record_every, check_every, 1)
+    chunk = unit * max(1, CHUNK // unit)
     params = [p.copy() for p in params]
     while done.max(initial=0) < steps and active.any():
         idx = np.flatnonzero(active)
@@ -115,7 +117,7 @@ def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, 
         if record_every:
             history[idx, start // record_every:start // record_every + hist.shape[1]] = hist
         done[idx] += out[:, 2].astype(np.int64)
-        stopped = out[:, 2] < todo
+        stopped = (out[:, 2] < todo) | (out[:, 1] <= tol) | (out[:, 3] >= 0)   # also on a last step
         diverged[idx[out[:, 3] >= 0]] = start + out[out[:, 3] >= 0, 3]
         active[idx[stopped]] = False
         bar.update(todo)

@@ -72,7 +72,7 @@ def collect(module_names) -> dict[str, Spec]:
 
 # The modules that contribute to each registry (append here when adding a family).
 FIGURE_MODULES = ["refimpl.figures.feature_collapse", "refimpl.figures.theorem2",
-                  "refimpl.figures.dufm_theory"]
+                  "refimpl.figures.dufm_theory", "refimpl.figures.dufm_training"]
 BENCH_MODULES = ["refimpl.bench.sgd", "refimpl.bench.exact", "refimpl.bench.dufm"]
 CHECK_MODULES: list[str] = ["refimpl.checks"]
 

@@ -12,7 +12,8 @@ steps each, float64, orthogonal initialization.  Timed:
 
 Before anything is timed, the kernel (and PyTorch) are checked against the NumPy reference run by run
 over ``check_steps`` steps (max |Δθ| / max |θ| ≤ 1e-10 in float64).  ``--json`` prints one object per
-line: impl, runs, steps, seconds, us_per_run_step (+ threads, check).
+line: impl, runs, steps, seconds, us_per_run_step (+ threads, cpu_seconds — the CPU time of all the
+process's threads, which shows the cost per run-step when other jobs share the cores — and the check).
 """
 
 import dataclasses
@@ -92,12 +93,20 @@ def _torch_descent(params, lam, lr, steps, threads):
     return [p.detach().numpy() for p in ps]
 
 
-def _record(ctx, impl, cfg, steps, seconds, threads, err):
+def _record(ctx, impl, cfg, steps, seconds, cpu_seconds, threads, err):
     us = seconds / (cfg.runs * steps) * 1e6
     rec = {"impl": impl, "runs": cfg.runs, "steps": steps, "seconds": seconds, "us_per_run_step": us,
-           "threads": threads, "check_max_rel_err": err}
+           "threads": threads, "cpu_seconds": cpu_seconds, "check_max_rel_err": err}
     ctx.emit(f"{impl:>10s} {threads} thread(s): {seconds:8.3f} s for {cfg.runs} runs x {steps} steps  "
-             f"= {us:7.2f} us per run-step   (check vs NumPy: {err:.1e})", rec)
+             f"= {us:7.2f} us per run-step  (CPU {cpu_seconds / (cfg.runs * steps) * 1e6:6.2f} us; "
+             f"check vs NumPy: {err:.1e})", rec)
+
+
+def _timed(fn):
+    """(wall seconds, CPU seconds of the process — all threads — ) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def run(cfg: DUFMBenchConfig, ctx) -> bool:
@@ -112,25 +121,20 @@ def run(cfg: DUFMBenchConfig, ctx) -> bool:
         ctx.emit(f"numba kernel disagrees with the NumPy reference: {err:.2e} > {TOLERANCE}", None)
         return False
     n_steps = cfg.numpy_steps or cfg.steps
-    t0 = time.perf_counter()
-    _numpy_descent(params, cfg.lam, cfg.lr, n_steps)
-    _record(ctx, "numpy", cfg, n_steps, time.perf_counter() - t0, 1, 0.0)
+    _record(ctx, "numpy", cfg, n_steps, *_timed(lambda: _numpy_descent(params, cfg.lam, cfg.lr, n_steps)), 1,
+            0.0)
     all_threads = numba.get_num_threads()
     for threads in sorted({1, all_threads}):
         numba.set_num_threads(threads)
-        best = np.inf
-        for _ in range(cfg.repeats):
-            t0 = time.perf_counter()
-            kernel.train(params, lam=cfg.lam, lr=cfg.lr, steps=cfg.steps)
-            best = min(best, time.perf_counter() - t0)
-        _record(ctx, "numba", cfg, cfg.steps, best, threads, err)
+        times = [_timed(lambda: kernel.train(params, lam=cfg.lam, lr=cfg.lr, steps=cfg.steps))
+                 for _ in range(cfg.repeats)]
+        _record(ctx, "numba", cfg, cfg.steps, *min(times), threads, err)
     numba.set_num_threads(all_threads)
     if cfg.torch and _torch_available():
         t_err = _max_rel_err(_torch_descent(params, cfg.lam, cfg.lr, cfg.check_steps, all_threads), want)
         for threads in sorted({1, all_threads}):
-            t0 = time.perf_counter()
-            _torch_descent(params, cfg.lam, cfg.lr, cfg.torch_steps, threads)
-            _record(ctx, "torch-bmm", cfg, cfg.torch_steps, time.perf_counter() - t0, threads, t_err)
+            timing = _timed(lambda t=threads: _torch_descent(params, cfg.lam, cfg.lr, cfg.torch_steps, t))
+            _record(ctx, "torch-bmm", cfg, cfg.torch_steps, *timing, threads, t_err)
     return ok
 
 

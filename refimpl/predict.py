@@ -44,7 +44,7 @@ def prediction(K: int) -> dict:
     return {"tau": sol.tau, "word_norm": sol.c, "u_norm": sol.c_prime, "solver_residual": sol.residual}
 
 
-def observe(name: str, config: PredictConfig, progress: bool) -> dict:
+def observe(name: str, config: PredictConfig, progress: bool, log=None) -> dict:
     """Train h with figure 3's preset (K, n_spl of setting `name`): observed norms and accuracies."""
     from refimpl.figures.feature_collapse import train_preset
 
@@ -52,7 +52,7 @@ def observe(name: str, config: PredictConfig, progress: bool) -> dict:
     overrides = {"K": setting["K"], "n_spl": setting["n_spl"], "seed": config.seed}
     if config.epochs:
         overrides["epochs"] = config.epochs
-    task, result = train_preset("fig3", progress=progress, **overrides)
+    task, result = train_preset("fig3", progress=progress, log=log, **overrides)
     W, U = np.asarray(result.W, dtype=np.float64), np.asarray(result.U, dtype=np.float64)
     word_mean, word_std = collapse.norm_stats(W.T)                        # rows: w_{(α,β)}
     u_mean, u_std = collapse.norm_stats(collapse.u_vectors(U, task.Z)[0])  # rows: u_{k,ℓ}
@@ -75,7 +75,7 @@ def run(config: PredictConfig, ctx) -> list[dict]:
                 f"‖u_kl‖ = c′ = {rec['u_norm']:.5f}; paper observed ‖w‖ = "
                 f"{s['paper_observed'][0]} ± {s['paper_observed'][1]}")
         if config.train:
-            rec["observed"] = obs = observe(name, config, ctx.progress)
+            rec["observed"] = obs = observe(name, config, ctx.progress, ctx.info)
             text += (f"\n  trained here (seed {config.seed}): ‖w‖ = {obs['word_norm_mean']:.4f} ± "
                      f"{obs['word_norm_std']:.4f}, ‖u_kl‖ = {obs['u_norm_mean']:.4f} ± "
                      f"{obs['u_norm_std']:.4f}, "

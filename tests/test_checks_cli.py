@@ -106,7 +106,7 @@ def test_predict_prints_the_published_norms():
 
 def _fake_trainer(norm_w, norm_u, seen):
     """A stand-in for feature_collapse.train_preset: type-I-like weights with known norms."""
-    def train_preset(name, progress=False, **overrides):
+    def train_preset(name, progress=False, log=None, **overrides):
         seen.append((name, overrides))
         nc, nw, L, d = 3, 1200, 15, 6
         rng = np.random.default_rng(0)
@@ -138,7 +138,7 @@ def test_theorem2_figure_recovers_the_scales_of_relation_7(monkeypatch, tmp_path
     nc, sc, L, d, lam, c = 3, 400, 15, 6, 1e-3, 0.8
     A, B = lam / (L * c), nc * c / (nc - 1)
 
-    def train_preset(name, progress=False, **overrides):
+    def train_preset(name, progress=False, log=None, **overrides):
         assert name == "fig4a"
         rng = np.random.default_rng(0)
         mu = data.word_frequencies(sc, "zipf")

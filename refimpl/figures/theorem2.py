@@ -92,7 +92,7 @@ def run(config: Theorem2NormsConfig, ctx) -> dict:
     from refimpl.figures.feature_collapse import PRESETS, train_preset
 
     t0 = time.perf_counter()
-    task, result = train_preset("fig4a", progress=ctx.progress, **config.overrides())
+    task, result = train_preset("fig4a", progress=ctx.progress, log=ctx.info, **config.overrides())
     preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
     nc, sc, L, lam = task.nc, task.sc, task.L, preset.lam
     W, U = np.asarray(result.W, dtype=np.float64), np.asarray(result.U, dtype=np.float64)

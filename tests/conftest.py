@@ -2,12 +2,7 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    """Every test starts from the same global NumPy state (tests use their own Generators anyway)."""
-    np.random.seed(0)
-
-
 @pytest.fixture
 def rng():
+    """A fresh seeded Generator per test: tests never touch NumPy's legacy global state."""
     return np.random.default_rng(12345)

@@ -36,12 +36,27 @@ def test_gaussian_init_is_isotropic_with_variance_gain_squared_over_d():
         assert abs(x.mean()) < 0.01 and x.var() == pytest.approx(4.0 / 400, rel=0.05)
 
 
+@pytest.mark.parametrize("args,kwargs,match", [
+    ((4, 6, 0), {}, "L must be a positive integer, got 0"),          # not silently an L = 1 model
+    ((4, 6, -1), {}, "L must be a positive integer, got -1"),
+    ((0, 6, 2), {}, "K must be a positive integer, got 0"),
+    ((4, 3, 2), {}, "width d = 3 is smaller than the number of classes K = 4"),
+    ((4, 6, 2), {"n": 0}, "n must be a positive integer, got 0"),
+    ((4, 6, 2), {"init": "he"}, "unknown init 'he'"),
+    ((4, 6, 2), {"gain": np.float64(-2.0)}, r"gain must be a positive number, got -2$"),
+])
+def test_bad_init_input_is_a_one_line_error(args, kwargs, match):
+    with pytest.raises(InputError, match=match) as info:
+        tr.init_params(*args, seed=0, **kwargs)
+    assert "\n" not in str(info.value)
+
+
 def test_bad_trainer_input_is_a_one_line_error():
-    with pytest.raises(InputError, match="unknown init 'he'"):
-        tr.init_params(3, 4, 2, seed=0, init="he")
     p = tr.init_batch(3, 4, 2, [0, 1])
     for kwargs, match in [({"backend": "torch"}, "unknown backend"), ({"steps": 0}, "steps must be"),
-                          ({"lr": -1.0}, "lr must be positive"), ({"tol": -1.0}, "tol must be")]:
+                          ({"lr": -1.0}, r"lr must be positive, got -1$"), ({"tol": -1.0}, "tol must be"),
+                          ({"record_every": -3}, "record_every must be"),
+                          ({"check_every": 2.5}, "check_every must be")]:
         args = {"lam": 0.1, "lr": 0.1, "steps": 5, **kwargs}
         with pytest.raises(InputError, match=match) as info:
             tr.gradient_descent(p, **args)
@@ -111,3 +126,19 @@ def test_k4_l3_reaches_the_block_low_rank_optimum_below_dnc():
         assert row["grad_norm"] < 1e-7
         Z = m.forward([x[rows.index(row)] for x in trained.params])[0]
         assert theory.reduced_loss(Z, L, lam) == pytest.approx(row["loss"], rel=1e-9)   # Lemma 1
+
+
+def test_backends_agree_when_record_and_check_periods_do_not_divide_each_other(monkeypatch):
+    """Kernel chunks must be a multiple of both periods: with CHUNK = 20, record_every = 3 and
+    check_every = 10 a chunk of 20 would shift the kernel's record/check steps after the first chunk."""
+    monkeypatch.setattr(tr, "CHUNK", 20)
+    p = tr.init_batch(3, 4, 2, [0, 1], init="gaussian")
+    kw = dict(lam=0.05, lr=np.array([0.5, 0.3]), steps=300, tol=3e-3, check_every=10, record_every=3)
+    a = tr.gradient_descent(p, **kw)
+    b = tr.gradient_descent(p, backend="numpy", **kw)
+    assert np.all((b.steps > 20) & (b.steps < 300)), b.steps            # stops after the first chunk
+    assert np.all(((b.steps - 1) % 3 == 0) | ((b.steps - 1) % 10 == 0))
+    np.testing.assert_array_equal(a.steps, b.steps)
+    np.testing.assert_allclose(a.history, b.history, rtol=1e-10)        # NaN where not reached, both
+    for x, y in zip(a.params, b.params, strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-10)

@@ -12,13 +12,14 @@ Batched parameters are lists [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)]
 """
 
 import dataclasses
+import math
 import time
 
 import numpy as np
 
 from refimpl import nc_metrics, progress
 from refimpl.dufm import model
-from refimpl.errors import require
+from refimpl.errors import positive_int, require
 
 INITS = ("orthogonal", "gaussian")
 BACKENDS = ("numba", "numpy")
@@ -44,9 +45,12 @@ def init_params(K: int, d: int, L: int, seed: int, *, n: int = 1, init: str = "o
 
     orthogonal: each matrix has orthonormal columns or rows (W_l orthogonal), times ``gain``;
     gaussian: i.i.d. N(0, gain²/d) entries (the same scale: singular values near ``gain``).
+    K, d, L, n must be positive integers with d ≥ K (InputError otherwise: L = 0 is no model).
     """
+    K, d, L, n = (positive_int(name, v) for name, v in (("K", K), ("d", d), ("L", L), ("n", n)))
+    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
     require(init in INITS, f"unknown init {init!r}; use one of {', '.join(INITS)}")
-    require(np.isfinite(gain) and gain > 0, f"gain must be a positive number, got {gain!r}")
+    require(np.isfinite(gain) and gain > 0, f"gain must be a positive number, got {float(gain):g}")
     rng = np.random.default_rng(seed)
     shapes = [(d, K * n)] + [(d, d)] * (L - 1) + [(K, d)]
     if init == "orthogonal":
@@ -102,7 +106,9 @@ def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, 
     done, diverged = np.zeros(R, dtype=np.int64), np.full(R, -1)
     history = np.full((R, -(-steps // record_every) if record_every else 0), np.nan)
     active = np.ones(R, dtype=bool)
-    unit = max(record_every, check_every, 1)
+    # The kernel counts steps from 0 in every call and evaluates at t ≡ 0 mod check_every / record_every,
+    # so a chunk must be a multiple of both periods (their lcm) to keep the reference's global schedule.
+    unit = math.lcm(max(record_every, 1), max(check_every, 1))
     chunk = unit * max(1, CHUNK // unit)
     params = [p.copy() for p in params]
     while done.max(initial=0) < steps and active.any():
@@ -139,10 +145,13 @@ def gradient_descent(params, *, lam, lr, steps, tol=0.0, model_name="linear", po
     require(backend in BACKENDS, f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     require(float(steps).is_integer() and steps >= 1, f"steps must be a positive integer, got {steps!r}")
     require(np.isfinite(tol) and tol >= 0, f"tol must be a number >= 0, got {tol!r}")
+    for name, every in (("check_every", check_every), ("record_every", record_every)):
+        require(float(every).is_integer() and every >= 0, f"{name} must be an integer >= 0, got {every!r}")
+    check_every, record_every = int(check_every), int(record_every)
     R = params[0].shape[0]
     lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (R,)).copy()
     lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (R,)).copy()
-    require(np.all(np.isfinite(lr) & (lr > 0)), f"lr must be positive, got {lr.min()!r}")
+    require(np.all(np.isfinite(lr) & (lr > 0)), f"lr must be positive, got {float(lr.min()):g}")
     for r in range(R):
         model.check_params([p[r] for p in params], lam=lam[r], model=model_name, power=power)
     steps = int(steps)

@@ -132,6 +132,7 @@ def test_mse_model_applies_zeta_to_the_last_hidden_layer(rng):
     (lambda p: p[:1], {}, "L >= 1"),
     (lambda p: p, {"lam": -0.1}, "lam must be"),
     (lambda p: p, {"lam": float("nan")}, "lam must be"),
+    (lambda p: p, {"lam": np.float64(-1.0)}, r"lam must be a finite number >= 0, got -1$"),   # no np.float64(
     (lambda p: [p[0], p[1][:, :3], p[2]], {}, "W_1 has shape"),
     (lambda p: [np.hstack([p[0], p[0][:, :1]]), p[1], p[2]], {}, "not a positive multiple of K = 3"),
     (lambda p: p, {"model": "tanh"}, "unknown model"),

@@ -135,8 +135,8 @@ def spectrum(params, *, lam: float, rtol: float = 1e-9) -> HessianSpectrum:
 def dnc_critical_point(K: int, L: int, lam: float, d: int, *, root: int = -1, rng=None):
     """Balanced parameters at Z = αS with α = dnc_critical_scales(K, L, lam)[root] (large root: −1)."""
     roots = theory.dnc_critical_scales(K, L, lam)
-    require(len(roots) > 0, f"lam = {lam!r} exceeds eq. (10)'s maximum {theory.dnc_lambda_max(K, L)[0]:.6g}: "
-                            f"no DNC critical point")
+    require(len(roots) > 0, f"lam = {float(lam):g} exceeds eq. (10)'s maximum "
+                            f"{theory.dnc_lambda_max(K, L)[0]:.6g}: no DNC critical point")
     alpha = roots[root]
     return theory.balanced_params(alpha * theory.dnc_matrix(K), L, d, rng=rng), alpha
 

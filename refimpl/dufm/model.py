@@ -52,7 +52,7 @@ def check_params(params, *, lam=0.0, model="linear", power=None):
     for l in range(1, L + 1):
         want = (K if l == L else d, d)
         require(params[l].shape == want, f"W_{l} has shape {params[l].shape}, expected {want}")
-    require(np.isfinite(lam) and lam >= 0, f"lam must be a finite number >= 0, got {lam!r}")
+    require(np.isfinite(lam) and lam >= 0, f"lam must be a finite number >= 0, got {float(lam):g}")
     if power is not None:
         require(model == "mse", f"power={power!r} selects a Hadamard power: only for model='mse'")
         require(not isinstance(power, bool) and float(power).is_integer() and power >= 1,

@@ -26,7 +26,7 @@ def _check(X, L, lam, power):
     X = np.asarray(X, dtype=np.float64)
     require(X.ndim == 2 and X.shape[0] >= X.shape[1], f"X must have shape (d, K) with d >= K, got {X.shape}")
     L = positive_int("L", L)
-    require(np.isfinite(lam) and lam > 0, f"lam must be a finite number > 0, got {lam!r}")
+    require(np.isfinite(lam) and lam > 0, f"lam must be a finite number > 0, got {float(lam):g}")
     if power is not None:
         positive_int("power", power)
     return X, L, float(lam)

@@ -32,8 +32,17 @@ def _check(K, L, lam, *, positive_lam=False, min_K=1):
     K, L = positive_int("K", K), positive_int("L", L)
     require(K >= min_K, f"K must be >= {min_K}, got {K}")
     ok = np.isfinite(lam) and (lam > 0 if positive_lam else lam >= 0)
-    require(ok, f"lam must be a finite number {'>' if positive_lam else '>='} 0, got {lam!r}")
+    require(ok, f"lam must be a finite number {'>' if positive_lam else '>='} 0, got {float(lam):g}")
     return K, L, float(lam)
+
+
+def _scale(t, name: str) -> np.ndarray:
+    """The scale(s) t ≥ 0 of a structure as a float array; a negative or NaN scale is an InputError."""
+    t = np.asarray(t, dtype=np.float64)
+    bad = t[~(t >= 0)]                                                    # negative or NaN entries
+    if bad.size:
+        raise InputError(f"{name} must be a scale >= 0, got {float(bad.flat[0]):g}")
+    return t
 
 
 def fit_term(Z: np.ndarray) -> float:
@@ -102,7 +111,7 @@ def is_diagonally_superior(M: np.ndarray) -> bool:
 def dnc_loss(alpha, K: int, L: int, lam: float):
     """L_DNC(α) = log(1 + (K−1)e^{−α}) + ½(L+1)(K−1) λ α^{2/(L+1)}  (B.2); α ≥ 0, array or scalar."""
     K, L, lam = _check(K, L, lam)
-    a = np.asarray(alpha, dtype=np.float64)
+    a = _scale(alpha, "alpha")
     return np.log1p((K - 1) * np.exp(-a)) + 0.5 * (L + 1) * (K - 1) * lam * a ** (2.0 / (L + 1))
 
 
@@ -116,7 +125,7 @@ def lr_loss(beta, K: int, L: int, lam: float):
                + ½(L+1) λ [m (2β)^{2/(L+1)} + β^{2/(L+1)}]
     """
     K, L, lam = _check(K, L, lam, min_K=2)
-    b = np.asarray(beta, dtype=np.float64)
+    b = _scale(beta, "beta")
     m, p = K // 2, 2.0 / (L + 1)
     block = np.log1p((K - 2) * np.exp(-b) + np.exp(-2 * b))
     if K % 2 == 0:
@@ -128,7 +137,7 @@ def lr_loss(beta, K: int, L: int, lam: float):
 def circle_loss(gamma, K: int, L: int, lam: float):
     """Loss of γ·circle_matrix(K), K ≥ 3: log Σ_k e^{γ(cos(2πk/K) − 1)} + (L+1) λ (γK/2)^{2/(L+1)}."""
     K, L, lam = _check(K, L, lam, min_K=3)
-    g = np.asarray(gamma, dtype=np.float64)
+    g = _scale(gamma, "gamma")
     c = np.cos(2 * np.pi * np.arange(K) / K) - 1.0                        # (K,) column of X − X_cc
     fit = special.logsumexp(np.multiply.outer(g, c), axis=-1)
     return fit + (L + 1) * lam * (g * K / 2) ** (2.0 / (L + 1))

@@ -127,7 +127,8 @@ class HessianConfig:
                 f"width d = {self.d} is smaller than the number of classes K = {self.K}; "
                 "the DUFM needs d >= K")
         require(positive_int("n_lam", self.n_lam) >= 2, f"n_lam must be >= 2, got {self.n_lam}")
-        require(np.isfinite(self.lam_min) and self.lam_min > 0, f"lam_min must be > 0, got {self.lam_min!r}")
+        require(np.isfinite(self.lam_min) and self.lam_min > 0,
+                f"lam_min must be > 0, got {float(self.lam_min):g}")
 
 
 def hessian_curve(K, L, d, lams, bar):

@@ -28,11 +28,37 @@ KIND_COLORS = {"DNC": "tab:blue", "low rank": "tab:red", "zero": "tab:gray", "ot
                "diverged": "black"}
 
 
-def _check_common(cfg):
-    positive_int("K", cfg.K)
+def _check_common(cfg, min_K: int, why: str):
+    """Validate what every training figure shares, before any training (one-line InputError)."""
+    require(positive_int("K", cfg.K) >= min_K, f"K must be >= {min_K} ({why}), got {cfg.K}")
     positive_int("seeds", cfg.seeds)
-    require(cfg.lr > 0 and cfg.gain > 0, f"lr and gain must be positive, got {cfg.lr}, {cfg.gain}")
-    require(cfg.steps >= 0, f"steps must be >= 0 (0: max(20/(lr·λ), 20000)), got {cfg.steps}")
+    for name in ("lr", "gain"):
+        value = getattr(cfg, name)
+        require(np.isfinite(value) and value > 0, f"{name} must be a positive number, got {float(value):g}")
+    require(float(cfg.steps).is_integer() and cfg.steps >= 0,
+            f"steps must be an integer >= 0 (0: max(20/(lr·λ), 20000)), got {cfg.steps}")
+    require(cfg.init in tr.INITS, f"unknown init {cfg.init!r}; use one of {', '.join(tr.INITS)}")
+
+
+def _check_lams(name: str, lams):
+    """Every λ finite and > 0: the DNC, block-LR and circle optima (eq. 10, B.2) need λ > 0."""
+    require(len(lams) > 0, f"{name} must list at least one value")
+    for lam in lams:
+        require(np.isfinite(lam) and lam > 0,
+                f"{name} must be a finite number > 0 (the closed-form optima need λ > 0), got {float(lam):g}")
+
+
+def _check_sizes(name: str, values, minimum: int, why: str = ""):
+    """A non-empty tuple of distinct integers ≥ minimum (L or d values)."""
+    require(len(values) > 0, f"{name} must list at least one value")
+    require(len(set(values)) == len(values), f"{name} has repeated values: {values}")
+    for v in values:
+        require(positive_int(name, v) >= minimum, f"{name} must be >= {minimum}{why}, got {v}")
+
+
+def _check_width(d: int, K: int):
+    require(positive_int("d", d) >= K,
+            f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
 
 
 def _train(K, d, L, lam, cfg, ctx, model_name="linear"):
@@ -64,9 +90,10 @@ class RankConfig:
     init: Literal["orthogonal", "gaussian"] = option("orthogonal", "initialization (trial: orthogonal)")
 
     def __post_init__(self):
-        _check_common(self)
-        require(len(self.Ls) > 0 and all(int(L) >= 1 for L in self.Ls), f"Ls must be >= 1, got {self.Ls}")
-        require(self.d >= self.K, f"d = {self.d} must be >= K = {self.K}")
+        _check_common(self, 3, "the circle optimum needs K >= 3")
+        _check_sizes("Ls", self.Ls, 1)
+        _check_width(self.d, self.K)
+        _check_lams("lam", (self.lam,))
 
 
 TRIAL_RANKS = {1: 9, 2: 5, 3: 4, 4: 3, 5: 3, 6: 2}   # issue 4's trial (K=10, d=20, λ=1e-3, 8 seeds)
@@ -132,9 +159,12 @@ class PrevalenceConfig:
     init: Literal["orthogonal", "gaussian"] = option("orthogonal", "initialization (trial: orthogonal)")
 
     def __post_init__(self):
-        _check_common(self)
-        require(all(d >= self.K for d in self.ds) and self.ds, f"every d must be >= K = {self.K}")
-        require(self.lams and all(x > 0 for x in self.lams), f"lams must be positive, got {self.lams}")
+        _check_common(self, 3, "the circle optimum needs K >= 3")
+        positive_int("L", self.L)
+        _check_sizes("ds", self.ds, 1)
+        for d in self.ds:
+            _check_width(d, self.K)
+        _check_lams("lams", self.lams)
 
 
 TRIAL_DNC = {"0.001": [0, 1, 6, 16], "0.0001": [0, 3, 12, 16]}   # issue 4's trial, of 16 seeds
@@ -226,9 +256,10 @@ class ReluConfig:
     init: Literal["orthogonal", "gaussian"] = option("orthogonal", "initialization (trial: orthogonal)")
 
     def __post_init__(self):
-        _check_common(self)
-        require(len(self.Ls) > 0 and all(int(L) >= 2 for L in self.Ls), f"Ls must be >= 2, got {self.Ls}")
-        require(self.d >= self.K, f"d = {self.d} must be >= K = {self.K}")
+        _check_common(self, 2, "B.7's construction needs K >= 2")
+        _check_sizes("Ls", self.Ls, 2, " (no ReLU layer when L = 1)")
+        _check_width(self.d, self.K)
+        _check_lams("lam", (self.lam,))
 
 
 def run_relu(cfg: ReluConfig, ctx) -> dict:

@@ -56,6 +56,19 @@ def check_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES) -> tuple[int, int]:
     return nc, sc
 
 
+def as_latents(Z) -> np.ndarray:
+    """Z as int64, refusing (one-line InputError) values that are not integers instead of truncating them."""
+    Z = np.asarray(Z)
+    if np.issubdtype(Z.dtype, np.integer):
+        return Z.astype(np.int64)
+    require(Z.dtype.kind == "f", f"Z must hold integers (latent variables), got dtype {Z.dtype}")
+    bad = ~np.isfinite(Z) | (Z != np.round(Z))                            # (K, L)
+    if bad.any():
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise InputError(f"Z must hold integers (latent variables), got {float(Z[i])!r} at index {i}")
+    return Z.astype(np.int64)
+
+
 def word_choices(mu: np.ndarray, L: int):
     """Every β ∈ [sc]^L (lexicographic) and its probability Π_ℓ µ_{β_ℓ}.
 
@@ -184,7 +197,7 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend="numba", max_se
     R : float; dW : ndarray of shape (d, nw); dU : ndarray of shape (K, L·d).
     """
     W, U = np.asarray(W, dtype=np.float64), np.asarray(U, dtype=np.float64)
-    Z, mu = np.asarray(Z, dtype=np.int64), np.asarray(mu, dtype=np.float64)
+    Z, mu = as_latents(Z), np.asarray(mu, dtype=np.float64)
     check_inputs(W, U, Z, mu, max_sentences)
     scores_of, enumerate_, grads_of = passes(backend)
     L = Z.shape[1]
@@ -202,8 +215,20 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend="numba", max_se
 
 
 def layernorm_forward(W: np.ndarray):
-    """φ applied to every column of W with the paper's eps = 0. Returns (φ(W)ᵀ of shape (nw, d), cache)."""
-    return ln.forward(W.T, 0.0)
+    """φ applied to every column of W with the paper's eps = 0. Returns (φ(W)ᵀ of shape (nw, d), cache).
+
+    φ(w) = (w − mean(w))/σ(w) is undefined for a constant column (σ = 0, and within rounding of 0 when the
+    mean is not exact): refused with a one-line InputError naming the word instead of returning NaN.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Vt, cache = ln.forward(W.T, 0.0)                                  # (nw, d), ((nw, d), (nw, 1))
+    sigma = cache[1][:, 0]                                                # (nw,)
+    constant = sigma <= 16 * np.finfo(np.float64).eps * np.abs(W).max(axis=0, initial=0.0)   # (nw,)
+    if constant.any():
+        w = int(np.flatnonzero(constant)[0])
+        raise InputError(f"the embedding of word {w} (column {w} of W) is constant to float64 precision: "
+                         f"LayerNorm with eps = 0 divides by its standard deviation σ = {sigma[w]:.3g}")
+    return Vt, cache
 
 
 def layernorm_backward_explicit(W: np.ndarray, dV: np.ndarray) -> np.ndarray:

@@ -151,3 +151,43 @@ def test_bad_input_is_a_one_line_error(rng, change, match):
 def test_unknown_backend(rng):
     with pytest.raises(InputError, match="unknown backend 'torch'"):
         exact.risk_and_grads(*_problem(rng, 3, 2, 3, 4), lam=0.1, backend="torch")
+
+
+def test_integral_float_latents_are_accepted(rng):
+    W, U, Z, mu = _problem(rng, 3, 2, 3, 4)
+    want = exact.risk_and_grads(W, U, Z, mu, lam=0.1, backend="numpy")[0]
+    assert exact.risk_and_grads(W, U, Z.astype(np.float64), mu, lam=0.1, backend="numpy")[0] == want
+
+
+@pytest.mark.parametrize("bad,match", [
+    (0.5, r"Z must hold integers \(latent variables\), got 0.5 at index \(2, 1\)"),
+    (np.nan, r"got nan at index \(2, 1\)"),
+])
+def test_non_integer_latents_are_refused_not_truncated(rng, bad, match):
+    """Z = 1.5 used to become 1 through astype(int64), silently evaluating another latent set."""
+    W, U, Z, mu = _problem(rng, 3, 2, 3, 4)
+    Z = Z.astype(np.float64)
+    Z[2, 1] += bad
+    with pytest.raises(InputError, match=match) as e:
+        exact.risk_and_grads(W, U, Z, mu, lam=0.1, backend="numpy")
+    assert "\n" not in str(e.value)
+
+
+def test_latents_of_a_non_numeric_dtype_are_refused(rng):
+    W, U, Z, mu = _problem(rng, 3, 2, 3, 4)
+    with pytest.raises(InputError, match="Z must hold integers .*got dtype <U"):
+        exact.risk_and_grads(W, U, Z.astype(str), mu, lam=0.1, backend="numpy")
+
+
+@pytest.mark.parametrize("value", [0.0, 0.1, -3.7])
+def test_layernorm_of_a_constant_word_is_a_one_line_error_naming_it(rng, value, recwarn):
+    """φ with eps = 0 divides by σ = 0 (or by rounding noise, σ ≈ 1e-17 for a column of 0.1s): the
+    evaluator names the word instead of returning NaN with a RuntimeWarning."""
+    W, U, Z, mu = _problem(rng, 3, 2, 3, 7)
+    W[:, 4] = value
+    with pytest.raises(InputError, match=r"the embedding of word 4 \(column 4 of W\) is constant") as e:
+        exact.risk_and_grads(W, U, Z, mu, lam=0.1, layernorm=True, backend="numpy")
+    assert "\n" not in str(e.value)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    R = exact.risk_and_grads(W, U, Z, mu, lam=0.1, layernorm=False, backend="numpy")[0]  # h has no φ
+    assert np.isfinite(R)

@@ -133,17 +133,18 @@ def test_predict_train_reports_the_trained_norms(monkeypatch, capsys):
 
 
 def test_theorem2_figure_recovers_the_scales_of_relation_7(monkeypatch, tmp_path):
-    """Word norms that follow (7) exactly (with A, B of c = 0.8): the fit gives them back, R² = 1."""
+    """Word norms r_β on a grid, and frequencies from relation (7) written out (not through the figure's
+    solver): µ_β = (λ/L)(r_β/c)(nc − 1 + exp(nc c r_β/(nc − 1))), c = 0.8 (the fit does not need Σµ = 1).
+    The fit gives back A = λ/(Lc), B = nc c/(nc − 1) with R² = 1, and the caption finds c consistent."""
     import refimpl.figures.feature_collapse as fc
     nc, sc, L, d, lam, c = 3, 400, 15, 6, 1e-3, 0.8
-    A, B = lam / (L * c), nc * c / (nc - 1)
+    r = np.linspace(3.0, 0.2, sc)                                         # (sc,) decreasing word norms
+    mu = lam / L * (r / c) * (nc - 1 + np.exp(nc / (nc - 1) * c * r))   # (sc,) eq. (7) solved for µ_β
 
     def train_preset(name, progress=False, log=None, **overrides):
         assert name == "fig4a"
         rng = np.random.default_rng(0)
-        mu = data.word_frequencies(sc, "zipf")
         Z = data.latent_variables(nc, L, 30, rng)
-        r = fig_theorem2.norm_of_frequency(mu, A, B, nc)
         W, U = collapse.type3_configuration(collapse.equiangular_frame(nc, d, rng), Z, r, c)
         task = types.SimpleNamespace(Z=Z, mu=mu, nc=nc, sc=sc, K=len(Z), L=L)
         return task, types.SimpleNamespace(W=W, U=U, train_accuracy=1.0, test_accuracy=1.0)
@@ -153,11 +154,22 @@ def test_theorem2_figure_recovers_the_scales_of_relation_7(monkeypatch, tmp_path
     summary = fig_theorem2.run(fig_theorem2.Theorem2NormsConfig(epochs=1), ctx)
     fit = summary["fit"]
     assert fit["r2"] > 1 - 1e-10
-    assert fit["A"] == pytest.approx(A, rel=1e-6) and fit["B"] == pytest.approx(B, rel=1e-6)
-    assert fit["c_from_A"] == pytest.approx(c, rel=1e-6) and summary["u_norm_mean"] == pytest.approx(c)
+    assert fit["A"] == pytest.approx(lam / (L * c), rel=1e-6) and fit["B"] == pytest.approx(nc * c / (nc - 1),
+                                                                                             rel=1e-6)
+    assert fit["c_from_A"] == pytest.approx(c, rel=1e-6) and fit["c_from_B"] == pytest.approx(c, rel=1e-6)
+    assert summary["u_norm_mean"] == pytest.approx(c)
     assert "K = nc^L = 14,348,907" in summary["caption"] and "fails" in summary["caption"]
+    assert "imply consistent values of c (0.800 from A, 0.800 from B" in summary["caption"]
     assert (tmp_path / "theorem2-norms.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "theorem2-norms.json").read_text())["fit"]["r2"] == fit["r2"]
+
+
+def test_theorem2_caption_reports_inconsistent_scales():
+    """The fitted figure's numbers (figures/theorem2-norms.json): c from A, c from B and mean ‖u‖ disagree."""
+    fit = {"c_from_A": 0.0937578, "c_from_B": 0.3494487}
+    text = fig_theorem2.caption(3, 15, 1000, data.word_frequencies(400, "zipf"), 1e-3, fit, 0.2802740)
+    assert "inconsistent values of c (0.094 from A, 0.349 from B; mean ‖u_kl‖ = 0.280" in text
+    assert "in shape only" in text and "1.33e-08" in text
 
 
 def test_bench_exact_checks_then_times():

@@ -80,11 +80,21 @@ def fit_relation7(mu_of_word, norms, nc: int, c0: float, lam: float, L: int) -> 
             "rms_residual": float(np.sqrt(ss_res / norms.size)), "success": bool(res.success)}
 
 
-def caption(nc: int, L: int, K: int, mu, lam: float) -> str:
+C_AGREE = 1.1  # the three values of c "agree" when the largest is within 10% of the smallest
+
+
+def caption(nc: int, L: int, K: int, mu, lam: float, fit: dict, u_mean: float) -> str:
+    """The figure's caption: the theorem's assumptions against the run's, and whether the two fitted
+    scales imply the same c (c_A = λ/(L A), c_B = (nc−1) B/nc) as the mean ‖u_kl‖, as Theorem 2 has it."""
     ok, lhs, bound = theory.condition9(nc, L, mu, lam)
+    cs = [fit["c_from_A"], fit["c_from_B"], u_mean]
+    agree = max(cs) <= C_AGREE * min(cs)
     return (f"Theorem 2 assumes K = nc^L = {nc**L:,} latent variables (here K = {K:,}) and condition (9), "
             f"λ² < L Σµ²/nc^(L+1) = {bound:.3g} (here λ² = {lhs:.3g}: {'holds' if ok else 'fails'}); "
-            "the curve is relation (7) with its two scales fitted freely.")
+            "the curve is relation (7) with its two scales fitted freely. "
+            f"They imply {'consistent' if agree else 'inconsistent'} values of c ({cs[0]:.3f} from A, "
+            f"{cs[1]:.3f} from B; mean ‖u_kl‖ = {cs[2]:.3f}; equal in the theorem)"
+            + ("." if agree else ": the fit matches (7) in shape only."))
 
 
 def run(config: Theorem2NormsConfig, ctx) -> dict:
@@ -100,7 +110,7 @@ def run(config: Theorem2NormsConfig, ctx) -> dict:
     mu_of_word = np.tile(task.mu, nc)                                     # (nw,) µ_β of word α·sc+β
     u_mean, u_std = collapse.norm_stats(collapse.u_vectors(U, task.Z)[0])
     fit = fit_relation7(mu_of_word, norms, nc, u_mean, lam, L)
-    text = caption(nc, L, task.K, task.mu, lam)
+    text = caption(nc, L, task.K, task.mu, lam, fit, u_mean)
     summary = {"figure": "theorem2-norms", "config": dataclasses.asdict(config), "seed": config.seed,
                "trained": dataclasses.asdict(preset), "train_accuracy": result.train_accuracy,
                "test_accuracy": result.test_accuracy, "fit": fit, "u_norm_mean": u_mean, "u_norm_std": u_std,

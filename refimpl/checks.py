@@ -10,6 +10,16 @@ Each check builds the collapse configuration from the theorem's solver (:mod:`re
 * Theorem 2 (h, any µ > 0, condition 9): the type-III configuration solving (7)–(8) is critical; the best
   type-I configuration (the best c, c′ of Definition 1) is not critical unless µ is uniform.
 
+Claims are scale-invariant. At a critical point ∇R0 = −λθ (θ the regularized parameters: (W, U) for h,
+U for h*), so gradients are measured in units of λ‖θ‖ and risk differences in units of λ‖θ‖² (the
+curvature of R along θ is of that order): ‖∇R‖/(λ‖θ‖), |R − H(τ)|/(λ‖θ‖²), … (θ = 0, the trivial point of
+a large λ, uses λ and λ as the units). Absolute thresholds do not survive a change of λ: ‖∇R‖ at the
+non-critical best type-I point is below 1e-6 at λ = 1e-7, and at a perturbed "critical" point below 1e-10
+at λ ≲ 1e-10. Each tolerance is the larger of a fixed relative one and the float64 rounding floor of the
+quantity (‖∇R‖ is rounded to ≲ 16ε‖θ‖, R to ≲ 256ε·max(1, R); observed ≈ 0.25ε‖θ‖ and ≲ 20ε), and is
+printed in the claim. A λ so small that the gradient tolerance exceeds 1e-4 (λ < 3.6e-11) is refused:
+float64 could not tell a critical point there.
+
 ``--perturb ε`` multiplies the solver's constants by 1 + ε: a negative control under which the checks
 must fail. Defaults run in seconds; the paper's λ is 0.001 (any λ > 0 works, 0.01 converges faster).
 """
@@ -17,18 +27,36 @@ must fail. Defaults run in seconds; the paper's λ is 0.001 (any λ > 0 works, 0
 import dataclasses
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, root
 
 from refimpl import collapse, data, exact, progress, theory
 from refimpl.errors import InputError, positive_int, require
 from refimpl.registry import Spec
 
-RISK_RTOL = 1e-12    # |R − H(τ)| / max(1, H(τ)) at the analytic solution (≈1e-16 observed)
-GRAD_TOL = 1e-10     # ‖∇R‖ at an analytic critical point (≈1e-15 observed)
-BELOW_TOL = 1e-12    # going lower than the claimed minimum by more than this refutes it
-NOT_CRITICAL = 1e-6  # ‖∇R‖ above this: not a critical point
+EPS = float(np.finfo(np.float64).eps)
+GRAD_RTOL = 1e-9       # ‖∇R‖/(λ‖θ‖) at an analytic critical point (≈4e-15 observed at λ = 0.01)
+GRAD_FLOOR = 16 * EPS  # float64 rounding of ‖∇R‖, in units of ‖θ‖ (≈0.25ε observed)
+RISK_RTOL = 1e-12      # |R − closed form| and how far below it R may go, in units of λ‖θ‖²
+RISK_FLOOR = 256 * EPS  # float64 rounding of R, in units of max(1, R) (≲ 20ε observed)
+NOT_CRITICAL = 100     # not a critical point: ‖∇R‖/(λ‖θ‖) above this many gradient tolerances
+MAX_GRAD_TOL = 1e-4    # refuse λ for which the gradient tolerance would exceed this
 EPSILONS = (1e-4, 1e-3, 1e-2, 1e-1)  # relative sizes of the random perturbations
 
+
+def grad_tolerance(lam: float) -> float:
+    """Tolerance on ‖∇R‖/(λ‖θ‖) at a critical point: max(GRAD_RTOL, GRAD_FLOOR/λ)."""
+    return max(GRAD_RTOL, GRAD_FLOOR / lam)
+
+
+def risk_tolerance(scale2: float, value: float) -> float:
+    """Tolerance on a risk difference over λ‖θ‖² (= scale2): max(RISK_RTOL, RISK_FLOOR·max(1, R)/scale2)."""
+    return max(RISK_RTOL, RISK_FLOOR * max(1.0, abs(value)) / scale2)
+
+
+def check_seed(seed) -> None:
+    """A seed for numpy.random.default_rng: an integer >= 0 (one-line InputError otherwise)."""
+    require(not isinstance(seed, bool) and isinstance(seed, int | np.integer) and seed >= 0,
+            f"seed must be an integer >= 0, got {seed!r}")
 
 
 @dataclasses.dataclass
@@ -55,6 +83,10 @@ class Instance:
         require(self.lam > 0, f"lam must be positive, got {self.lam!r}")
         require(self.starts >= 0 and self.perturbations >= 0, "starts and perturbations must be >= 0")
         require(self.perturb > -1, f"perturb must be > -1, got {self.perturb!r}")
+        check_seed(self.seed)
+        require(grad_tolerance(self.lam) <= MAX_GRAD_TOL,
+                f"lam = {self.lam:g} is too small to check in float64: ‖∇R‖ is only known to ~16ε‖θ‖, more "
+                f"than {MAX_GRAD_TOL:g}·λ‖θ‖ (lam must be >= {GRAD_FLOOR / MAX_GRAD_TOL:.2g})")
         n = exact.sentence_count(self.nc**self.L, self.sc, self.L)
         require(n <= 2_000_000, f"nc^L·sc^L = {n:,} sentences: too many for a check (at most 2,000,000)")
         self.mu()
@@ -96,7 +128,22 @@ class Theorem3Config(Instance):
 
 @dataclasses.dataclass
 class AllConfig:
+    """``verify all``: the three default instances, sharing a seed, a perturbation and the search sizes."""
+
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of every check"})
+    perturb: float = dataclasses.field(default=0.0, metadata={
+        "help": "negative control passed to every check: constants scaled by 1+perturb (must fail)"})
+    starts: int = dataclasses.field(default=3, metadata={"help": "random starts of L-BFGS, every check"})
+    perturbations: int = dataclasses.field(default=20, metadata={
+        "help": "random perturbations (theorems 1 and 3)"})
+
+    def __post_init__(self):
+        check_seed(self.seed)
+
+    def configs(self) -> list[Instance]:
+        """The three theorems' default instances with this seed, perturb, starts and perturbations."""
+        common = dataclasses.asdict(self)
+        return [Theorem1Config(**common), Theorem2Config(**common), Theorem3Config(**common)]
 
 
 class Risk:
@@ -112,6 +159,18 @@ class Risk:
         """(R, ‖∇R‖) at (W, U)."""
         R, dW, dU = exact.risk_and_grads(W, U, self.Z, self.mu, lam=self.lam, layernorm=self.layernorm)
         return R, float(np.sqrt(np.vdot(dW, dW) + np.vdot(dU, dU)))
+
+    def scales(self, W, U) -> tuple[float, float]:
+        """(λ‖θ‖, λ‖θ‖²), θ the regularized parameters ((W, U) for h, U for h*): at a critical point
+        ∇R0 = −λθ, so ‖∇R‖/(λ‖θ‖) and risk differences over λ‖θ‖² do not shrink with λ."""
+        sq = float(np.vdot(U, U)) + (0.0 if self.layernorm else float(np.vdot(W, W)))
+        sq = sq if sq > 0 else 1.0                                        # θ = 0 (the trivial point): scale λ
+        return self.lam * np.sqrt(sq), self.lam * sq
+
+    def scaled_flat(self, x):
+        """(R/λ, ∇R/λ): L-BFGS's gtol then compares gradients with the natural scale, whatever λ."""
+        R, g = self.flat(x)
+        return R / self.lam, g / self.lam
 
     def flat(self, x):
         """(R, ∇R) for x = [vec W, vec U], as scipy.optimize wants."""
@@ -134,7 +193,8 @@ def perturbation_gap(risk: Risk, W, U, n: int, rng) -> float:
 
 
 def lbfgs_best(risk: Risk, n: int, rng, ctx) -> tuple[float, float]:
-    """L-BFGS on the exact risk from n random starts N(0, 1/d): (lowest value, its gradient norm)."""
+    """L-BFGS on the exact risk from n random starts N(0, 1/d): (lowest value, its gradient norm).
+    The objective is R/λ, so that gtol stays relative to the natural gradient scale whatever λ."""
     size = np.prod(risk.shape_W) + np.prod(risk.shape_U)
     K, L = risk.Z.shape
     slow = K * exact.sentence_count(K, risk.mu.size, L) * L > 2e7        # ≳ 50 ms per evaluation
@@ -142,15 +202,26 @@ def lbfgs_best(risk: Risk, n: int, rng, ctx) -> tuple[float, float]:
     with progress.bar(n, "L-BFGS starts", enabled=ctx.progress and slow and n > 0) as bar:
         for _ in range(n):
             x0 = rng.standard_normal(size) / np.sqrt(risk.shape_W[0])
-            res = minimize(risk.flat, x0, jac=True, method="L-BFGS-B",
+            res = minimize(risk.scaled_flat, x0, jac=True, method="L-BFGS-B",
                            options={"maxiter": 5000, "gtol": 1e-10, "ftol": 1e-16, "maxcor": 20})
-            best = min(best, (float(res.fun), float(np.linalg.norm(res.jac))))
+            best = min(best, (risk.lam * float(res.fun), risk.lam * float(np.linalg.norm(res.jac))))
             bar.update(1)
     return best
 
 
-def claim(text: str, value: float, ok: bool) -> dict:
-    return {"claim": text, "value": float(value), "ok": bool(ok)}
+def claim(text: str, value: float, ok: bool, tolerance: float) -> dict:
+    return {"claim": text, "value": float(value), "tolerance": float(tolerance), "ok": bool(ok)}
+
+
+def at_most(text: str, value: float, tol: float) -> dict:
+    """The claim value <= tol, with the tolerance in its text (NaN fails)."""
+    return claim(f"{text} (<= {tol:.1e})", value, value <= tol, tol)
+
+
+def at_least(text: str, value: float, bound: float, strict: bool = False) -> dict:
+    """The claim value >= bound (> bound when strict), with the bound in its text (NaN fails)."""
+    return claim(f"{text} ({'>' if strict else '>='} {bound:.1e})", value,
+                 value > bound if strict else value >= bound, bound)
 
 
 def report(ctx, name: str, lines: list[str], claims: list[dict], record: dict) -> bool:
@@ -162,25 +233,35 @@ def report(ctx, name: str, lines: list[str], claims: list[dict], record: dict) -
     return passed
 
 
-def _minimum_claims(risk, W, U, closed_form, config, ctx, rng) -> tuple[list[str], list[dict]]:
-    """Theorems 1 and 3: R = closed form, ∇R = 0, local minimum, nothing lower from random starts."""
+def measure(risk: Risk, W, U) -> dict:
+    """R, ‖∇R‖, the natural scales λ‖θ‖ and λ‖θ‖², and ‖∇R‖/(λ‖θ‖) at (W, U)."""
     R, grad = risk(W, U)
-    gap = perturbation_gap(risk, W, U, config.perturbations, rng)
-    best, best_grad = lbfgs_best(risk, config.starts, rng, ctx)
-    lines = [f"  exact risk R = {R:.15f}   closed form = {closed_form:.15f}   ‖∇R‖ = {grad:.2e}"]
-    claims = [claim("|R − closed form| / max(1, closed form)", abs(R - closed_form) / max(1.0, closed_form),
-                    abs(R - closed_form) <= RISK_RTOL * max(1.0, closed_form)),
-              claim("exact gradient norm at the configuration", grad, grad <= GRAD_TOL)]
+    scale, scale2 = risk.scales(W, U)
+    return {"R": R, "grad_norm": grad, "lam_theta": scale, "lam_theta_sq": scale2, "grad_rel": grad / scale}
+
+
+def _minimum_claims(risk, W, U, closed_form, config, ctx, rng) -> tuple[list[str], list[dict], dict]:
+    """Theorems 1 and 3: R = closed form, ∇R = 0, local minimum, nothing lower from random starts.
+    Returns (lines, claims, the measures of :func:`measure` at (W, U))."""
+    at = measure(risk, W, U)
+    R, s2 = at["R"], at["lam_theta_sq"]
+    grad_tol, risk_tol = grad_tolerance(risk.lam), risk_tolerance(s2, R)
+    lines = [f"  exact risk R = {R:.15f}   closed form = {closed_form:.15f}   ‖∇R‖ = {at['grad_norm']:.2e}",
+             f"  natural scales (θ regularized): λ‖θ‖ = {at['lam_theta']:.4e}, λ‖θ‖² = {s2:.4e}"]
+    claims = [at_most("|R − closed form|/(λ‖θ‖²)", abs(R - closed_form) / s2, risk_tol),
+              at_most("gradient norm ‖∇R‖/(λ‖θ‖) at the configuration", at["grad_rel"], grad_tol)]
     if config.perturbations:
+        gap = perturbation_gap(risk, W, U, config.perturbations, rng)
         lines.append(f"  {config.perturbations} random perturbations (ε‖θ‖, ε = 1e-4..1e-1): "
                      f"min R(θ+εv) − R(θ) = {gap:+.2e}")
-        claims.append(claim("random perturbations: min R(θ+εv) − R(θ) (>= 0)", gap, gap >= -BELOW_TOL))
+        claims.append(at_least("random perturbations: min (R(θ+εv) − R(θ))/(λ‖θ‖²)", gap / s2, -risk_tol))
     if config.starts:
+        best, best_grad = lbfgs_best(risk, config.starts, rng, ctx)
         lines.append(f"  L-BFGS from {config.starts} random starts: min R − closed form = "
                      f"{best - closed_form:+.2e} (‖∇R‖ there {best_grad:.1e})")
-        claims.append(claim("L-BFGS from random starts: min R − closed form (>= 0)", best - closed_form,
-                            best >= closed_form - BELOW_TOL))
-    return lines, claims
+        claims.append(at_least("L-BFGS from random starts: (min R − closed form)/(λ‖θ‖²)",
+                               (best - closed_form) / s2, -risk_tol))
+    return lines, claims, at
 
 
 def check_theorem1(config: Theorem1Config, ctx) -> bool:
@@ -189,14 +270,16 @@ def check_theorem1(config: Theorem1Config, ctx) -> bool:
     nc, sc, L, K = config.nc, config.sc, config.L, config.nc**config.L
     sol = theory.theorem1(nc, nc * sc, L, K, config.lam)
     f = 1.0 + config.perturb
+    c, c_prime = f * sol.c, f * sol.c_prime                               # the constants used
     F, Z = collapse.equiangular_frame(nc, config.d, rng), data.all_latent_variables(nc, L)
-    W, U = collapse.type1_configuration(F, Z, sc, f * sol.c, f * sol.c_prime)
-    lines, claims = _minimum_claims(Risk(config, False), W, U, sol.value, config, ctx, rng)
+    W, U = collapse.type1_configuration(F, Z, sc, c, c_prime)
+    lines, claims, at = _minimum_claims(Risk(config, False), W, U, sol.value, config, ctx, rng)
     head = [f"Theorem 1 (type-I collapse of h): nc={nc} sc={sc} L={L} K={K} d={config.d} λ={config.lam:g} "
             f"uniform µ", f"  solver: τ = {sol.tau:.10g}, c = {sol.c:.10g}, c′ = {sol.c_prime:.10g} "
-            f"(|H′(τ)| = {sol.residual:.1e})" + (f"; constants scaled by {f:g}" if f != 1 else "")]
+            f"(|H′(τ)| = {sol.residual:.1e})"
+            + (f"; used × {f:g}: c = {c:.10g}, c′ = {c_prime:.10g}" if f != 1 else "")]
     record = {"config": dataclasses.asdict(config), "tau": sol.tau, "c": sol.c, "c_prime": sol.c_prime,
-              "H": sol.value}
+              "c_used": c, "c_prime_used": c_prime, "H": sol.value, **at}
     return report(ctx, "theorem1", head + lines, claims, record)
 
 
@@ -205,27 +288,51 @@ def check_theorem3(config: Theorem3Config, ctx) -> bool:
     rng = np.random.default_rng(config.seed)
     nc, sc, L, K = config.nc, config.sc, config.L, config.nc**config.L
     sol = theory.theorem3(nc, L, K, config.d, config.lam)
+    f = 1.0 + config.perturb
     F = collapse.equiangular_frame(nc, config.d, rng, mean_zero=True)
-    W, U = collapse.type2_configuration(F, data.all_latent_variables(nc, L), sc, (1 + config.perturb) * sol.c,
+    W, U = collapse.type2_configuration(F, data.all_latent_variables(nc, L), sc, f * sol.c,
                                         rng)                              # W scrambled: only φ(W) collapses
-    lines, claims = _minimum_claims(Risk(config, True), W, U, sol.value, config, ctx, rng)
+    lines, claims, at = _minimum_claims(Risk(config, True), W, U, sol.value, config, ctx, rng)
     head = [f"Theorem 3 (type-II collapse of h*): nc={nc} sc={sc} L={L} K={K} d={config.d} "
             f"λ={config.lam:g} µ={np.array2string(config.mu(), precision=3)}",
-            f"  solver: τ = {sol.tau:.10g}, c = {sol.c:.10g} (|H*′(τ)| = {sol.residual:.1e})"]
-    record = {"config": dataclasses.asdict(config), "tau": sol.tau, "c": sol.c, "H_star": sol.value}
+            f"  solver: τ = {sol.tau:.10g}, c = {sol.c:.10g} (|H*′(τ)| = {sol.residual:.1e})"
+            + (f"; used × {f:g}: c = {f * sol.c:.10g}" if f != 1 else "")]
+    record = {"config": dataclasses.asdict(config), "tau": sol.tau, "c": sol.c, "c_used": f * sol.c,
+              "H_star": sol.value, **at}
     return report(ctx, "theorem3", head + lines, claims, record)
 
 
 def best_type1(risk: Risk, F, Z, sc) -> tuple[float, float, float]:
-    """The type-I configuration W = a F P, Û = b F Z of lowest exact risk: (a, b, R)."""
+    """The type-I configuration W = a F P, Û = b F Z of lowest exact risk: (a, b, R).
+
+    L-BFGS on R/λ (so that gtol is relative to the natural scale whatever λ) locates the minimum only to
+    ~√(rounding of R); a root of the two projected gradients started there (``hybr``) then makes it
+    stationary to the precision of the gradient itself, which the uniform-µ claim needs at small λ.
+    """
     W1, U1 = collapse.type1_configuration(F, Z, sc, 1.0, 1.0)
 
     def fun(ab):
         R, dW, dU = exact.risk_and_grads(ab[0] * W1, ab[1] * U1, Z, risk.mu, lam=risk.lam)
-        return R, np.array([np.vdot(dW, W1), np.vdot(dU, U1)])
+        return R / risk.lam, np.array([np.vdot(dW, W1), np.vdot(dU, U1)]) / risk.lam
 
     res = minimize(fun, np.ones(2), jac=True, method="L-BFGS-B", options={"gtol": 1e-13, "ftol": 1e-16})
-    return float(res.x[0]), float(res.x[1]), float(res.fun)
+    polished = root(lambda ab: fun(ab)[1], res.x, method="hybr", options={"xtol": 1e-15})
+    ab = polished.x if np.linalg.norm(fun(polished.x)[1]) < np.linalg.norm(res.jac) else res.x
+    return float(ab[0]), float(ab[1]), risk.lam * float(fun(ab)[0])
+
+
+def _theorem2_claims(mu, residual: float, type3: dict, type1: dict, lam: float) -> list[dict]:
+    """(7)–(8) solved; type III critical; the best type I critical iff µ is uniform (relative norms)."""
+    tol = grad_tolerance(lam)
+    claims = [at_most("relative residual of (7)-(8)", residual, 1e-10),
+              at_most("gradient norm ‖∇R‖/(λ‖θ‖) at the type-III configuration", type3["grad_rel"], tol)]
+    if np.allclose(mu, 1.0 / mu.size, rtol=1e-12):
+        claims.append(at_most("µ uniform: the best type-I configuration is critical too, ‖∇R‖/(λ‖θ‖)",
+                              type1["grad_rel"], tol))
+    else:
+        claims.append(at_least("µ non-uniform: the best type-I configuration is not critical, ‖∇R‖/(λ‖θ‖)",
+                               type1["grad_rel"], NOT_CRITICAL * tol, strict=True))
+    return claims
 
 
 def check_theorem2(config: Theorem2Config, ctx) -> bool:
@@ -235,37 +342,37 @@ def check_theorem2(config: Theorem2Config, ctx) -> bool:
     mu, risk = config.mu(), Risk(config, False)
     sol = theory.theorem2(nc, L, mu, config.lam)                          # InputError when (9) fails
     F, f = collapse.equiangular_frame(nc, config.d, rng), 1.0 + config.perturb
-    R3, grad3 = risk(*collapse.type3_configuration(F, risk.Z, f * sol.r, f * sol.c))
-    residual = float(np.abs(theory.theorem2_residuals(nc, L, mu, config.lam, f * sol.c, f * sol.r)).max())
-    a, b, R1 = best_type1(risk, F, risk.Z, sc)
-    grad1 = risk(*collapse.type1_configuration(F, risk.Z, sc, a, b))[1]
+    c, r = f * sol.c, f * sol.r                                           # the constants used
+    type3 = measure(risk, *collapse.type3_configuration(F, risk.Z, r, c))
+    residual = float(np.abs(theory.theorem2_residuals(nc, L, mu, config.lam, c, r)).max())
+    a, b, _ = best_type1(risk, F, risk.Z, sc)
+    type1 = measure(risk, *collapse.type1_configuration(F, risk.Z, sc, a, b))
     best, _ = lbfgs_best(risk, config.starts, rng, ctx)                  # the paper's conjecture, not claimed
-    uniform = bool(np.allclose(mu, 1.0 / sc, rtol=1e-12))
     lines = [f"Theorem 2 (type-III collapse of h): nc={nc} sc={sc} L={L} K={nc**L} d={config.d} "
              f"λ={config.lam:g} µ={np.array2string(mu, precision=3)}",
-             f"  solver: c = {sol.c:.10g}, r = {np.array2string(sol.r, precision=6)}",
-             f"  type III: R = {R3:.15f}  ‖∇R‖ = {grad3:.2e}  residual of (7)-(8) = {residual:.1e}",
-             f"  best type I (c = {a:.6g}, c′ = {b:.6g}): R = {R1:.15f}  ‖∇R‖ = {grad1:.2e}"]
+             f"  solver: c = {sol.c:.10g}, r = {np.array2string(sol.r, precision=6)}"
+             + (f"; used × {f:g}" if f != 1 else ""),
+             f"  type III: R = {type3['R']:.15f}  ‖∇R‖ = {type3['grad_norm']:.2e}  λ‖θ‖ = "
+             f"{type3['lam_theta']:.3e}  residual of (7)-(8) = {residual:.1e}",
+             f"  best type I (c = {a:.6g}, c′ = {b:.6g}): R = {type1['R']:.15f}  ‖∇R‖ = "
+             f"{type1['grad_norm']:.2e}  λ‖θ‖ = {type1['lam_theta']:.3e}"]
     if config.starts:
         lines.append(f"  conjecture (global optimality, not part of the theorem): L-BFGS ({config.starts} "
-                     f"starts) min R − R(type III) = {best - R3:+.2e}")
-    claims = [claim("relative residual of (7)-(8)", residual, residual <= 1e-10),
-              claim("exact gradient norm at the type-III configuration", grad3, grad3 <= GRAD_TOL)]
-    if uniform:
-        claims.append(claim("µ uniform: the best type-I configuration is critical too", grad1, grad1 <= 1e-8))
-    else:
-        claims.append(claim("µ non-uniform: gradient norm at the best type-I configuration (> 1e-6)", grad1,
-                            grad1 > NOT_CRITICAL))
+                     f"starts) min R − R(type III) = {best - type3['R']:+.2e}")
+    claims = _theorem2_claims(mu, residual, type3, type1, config.lam)
     record = {"config": dataclasses.asdict(config), "mu": mu.tolist(), "c": sol.c, "r": sol.r.tolist(),
-              "R_type3": R3, "R_best_type1": R1, "R_lbfgs": best if config.starts else None}
+              "c_used": c, "r_used": r.tolist(), "R_type3": type3["R"], "grad_type3": type3["grad_norm"],
+              "grad_rel_type3": type3["grad_rel"], "type1_constants": [a, b], "R_best_type1": type1["R"],
+              "grad_best_type1": type1["grad_norm"], "grad_rel_best_type1": type1["grad_rel"],
+              "R_lbfgs": best if config.starts else None}
     return report(ctx, "theorem2", lines, claims, record)
 
 
 def check_all(config: AllConfig, ctx) -> bool:
-    """Theorems 1, 2 and 3 with their default instances."""
-    results = [check_theorem1(Theorem1Config(seed=config.seed), ctx),
-               check_theorem2(Theorem2Config(seed=config.seed), ctx),
-               check_theorem3(Theorem3Config(seed=config.seed), ctx)]
+    """Theorems 1, 2 and 3 with their default instances (--perturb: each with its constants perturbed)."""
+    configs = config.configs()                                            # all validated before any check
+    results = [check(cfg, ctx) for check, cfg in zip((check_theorem1, check_theorem2, check_theorem3),
+                                                     configs, strict=True)]
     return all(results)
 
 

@@ -1,5 +1,6 @@
 """`verify theorem1|theorem2|theorem3|all`, `predict`, the theorem2-norms figure and `bench exact`."""
 
+import dataclasses
 import json
 import sys
 import types
@@ -63,13 +64,74 @@ def test_checks_fail_when_a_constant_is_perturbed(check, config, capsys):
 
 def test_theorem2_with_uniform_mu_finds_the_type1_configuration_critical(capsys):
     assert checks.check_theorem2(checks.Theorem2Config(freq="uniform", starts=0), QUIET)
-    assert "µ uniform: the best type-I configuration is critical too" in _claims(capsys)
+    assert any(name.startswith("µ uniform: the best type-I configuration is critical too")
+               for name in _claims(capsys))
+
+
+@pytest.mark.parametrize("lam", [1e-7, 1e-8])
+@pytest.mark.parametrize("freq", ["zipf", "uniform"])
+def test_theorem2_claims_do_not_depend_on_the_scale_of_lambda(lam, freq, capsys):
+    """At λ = 1e-7 and 1e-8 the gradients are ~λ‖θ‖ ≈ 1e-6..1e-7: claims relative to λ‖θ‖ still pass, and
+    a perturbed constant still fails (an absolute threshold of 1e-6 failed the first, passed the second)."""
+    config = checks.Theorem2Config(lam=lam, freq=freq, starts=0)
+    assert checks.check_theorem2(config, QUIET), _claims(capsys)
+    capsys.readouterr()
+    assert not checks.check_theorem2(dataclasses.replace(config, perturb=1e-3), QUIET)
+    failed = [c for c in _claims(capsys).values() if not c["ok"]]
+    assert any("type-III configuration" in c["claim"] and c["value"] > 1e-3 for c in failed), failed
+
+
+@pytest.mark.parametrize("check,config", [
+    (checks.check_theorem1, checks.Theorem1Config(lam=1e-8, **FAST)),
+    (checks.check_theorem3, checks.Theorem3Config(lam=1e-7, **FAST)),
+])
+def test_minimum_checks_pass_at_small_lambda_and_fail_perturbed(check, config, capsys):
+    assert check(config, QUIET), _claims(capsys)
+    capsys.readouterr()
+    assert not check(dataclasses.replace(config, perturb=1e-3), QUIET)
+    failed = {name for name, c in _claims(capsys).items() if not c["ok"]}
+    assert any(name.startswith("gradient norm") for name in failed)
+    assert any(name.startswith("|R − closed form|") for name in failed)
+
+
+def test_tolerances_are_relative_with_a_float64_floor():
+    assert checks.grad_tolerance(0.01) == checks.GRAD_RTOL
+    assert checks.grad_tolerance(1e-8) == pytest.approx(16 * np.finfo(float).eps / 1e-8)
+    assert checks.risk_tolerance(1.0, 0.7) == checks.RISK_RTOL
+    assert checks.risk_tolerance(1e-6, 2.0) == pytest.approx(256 * np.finfo(float).eps * 2.0 / 1e-6)
+
+
+@pytest.mark.parametrize("check,config,keys,point", [
+    (checks.check_theorem1, checks.Theorem1Config(**T1[0], starts=0, perturbations=0, perturb=0.01),
+     {"c": "c_used", "c_prime": "c_prime_used"}, ("R", "grad_norm")),
+    (checks.check_theorem3, checks.Theorem3Config(**T3[0], starts=0, perturbations=0, perturb=0.01),
+     {"c": "c_used"}, ("R", "grad_norm")),
+    (checks.check_theorem2, checks.Theorem2Config(**T2[0], starts=0, perturb=0.01), {"c": "c_used"},
+     ("R_type3", "grad_type3")),
+])
+def test_json_record_has_the_risk_its_gradient_and_the_constants_used(check, config, keys, point, capsys):
+    """--perturb 0.01: the record keeps the solver's constants and the (× 1.01) ones the risk was taken at."""
+    check(config, QUIET)
+    record = json.loads(capsys.readouterr().out)
+    for solved, used in keys.items():
+        assert record[used] == pytest.approx(1.01 * record[solved], rel=1e-15)
+    R, grad = record[point[0]], record[point[1]]
+    assert np.isfinite(R) and grad > 0
+    assert all(np.isfinite(c["tolerance"]) for c in record["claims"])
 
 
 def test_verify_all_on_the_command_line_prints_pass_and_exits_zero():
     result = CliRunner().invoke(cli.main, ["verify", "all"])
     assert result.exit_code == 0, result.output
     for name in ("theorem1: PASS", "theorem2: PASS", "theorem3: PASS"):
+        assert name in result.output
+
+
+def test_verify_all_perturbed_fails_every_theorem_and_exits_one():
+    args = ["verify", "all", "--perturb", "1e-2", "--starts", "0", "--perturbations", "4"]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 1, result.output
+    for name in ("theorem1: FAIL", "theorem2: FAIL", "theorem3: FAIL"):
         assert name in result.output
 
 
@@ -90,6 +152,10 @@ def test_verify_json_and_a_failing_claim_exits_one():
     (["theorem3", "--d", "2"], "d >= nc"),
     (["theorem1", "--L", "9"], "sentences: too many for a check"),
     (["theorem1", "--nc", "1"], "nc must be >= 2"),
+    (["theorem1", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    (["all", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    (["all", "--perturb", "-1"], "perturb must be > -1"),
+    (["theorem2", "--lam", "1e-11"], "too small to check in float64"),
 ])
 def test_bad_input_is_a_one_line_error(args, message):
     result = CliRunner().invoke(cli.main, ["verify", *args])

@@ -211,7 +211,44 @@ def test_min_rank_hadamard():
     assert got == [1, 2, 2, 3, 3, 4, 4, 5]
 
 
+def test_theorem2_depth_for_dnc_against_the_circle_has_a_closed_form():
+    """X = S (μ = 1, K−1 times), M = circle (ν = K/2 twice): γ = 1/(1 − cos(2π/K)) and B.3's inequality
+    2(γK/2)^{2/(L+1)} < K−1 fails exactly for L + 1 ≤ 2 log(γK/2)/log((K−1)/2)."""
+    for K in range(4, 31):
+        x = 2 * np.log(K / 2 / (1 - np.cos(2 * np.pi / K))) / np.log((K - 1) / 2)
+        got = thresholds.theorem2_depth(theory.dnc_matrix(K), theory.circle_matrix(K))
+        assert got == max(0, int(np.floor(x - 1))), K
+    # K = 4: the circle is the LR block up to a permutation, and L_0 = 2 is Theorem 1's boundary (L >= 3)
+    assert thresholds.theorem2_depth(theory.dnc_matrix(4), theory.circle_matrix(4)) == 2
+    assert [thresholds.theorem1_inequality(4, L) for L in (2, 3)] == [False, True]
+
+
+@pytest.mark.parametrize("K", [5, 7, 10, 16])
+@pytest.mark.parametrize("lam", [1e-4, 1e-2])
+def test_theorem2_beyond_its_depth_the_lower_rank_structure_wins(K, lam):
+    """Theorem 2 at L_0 + 1 and L_0 + 2 (B.3's L_0): the rank-2 circle beats DNC (rank K−1) and, with
+    its own L_0, the block LR (rank ⌈K/2⌉); the optima are at positive scales, so strictly."""
+    S, C, B = theory.dnc_matrix(K), theory.circle_matrix(K), theory.lr_matrix(K)
+    for X, name, optimum in ((S, "dnc", theory.optimal_dnc), (B, "lr", theory.optimal_lr)):
+        L0 = thresholds.theorem2_depth(X, C)
+        for L in (L0 + 1, L0 + 2):
+            circle, other = theory.optimal_circle(K, L, lam), optimum(K, L, lam)
+            assert circle.scale > 0 and circle.loss < other.loss, (name, L0, L, circle.loss, other.loss)
+
+
+def test_theorem2_equality_only_at_scale_zero():
+    """λ above every optimum's threshold: both minima are at scale 0 (loss log K), so they are equal."""
+    K, L, lam = 10, 8, 1.0
+    circle, dnc = theory.optimal_circle(K, L, lam), theory.optimal_dnc(K, L, lam)
+    assert circle.scale == dnc.scale == 0.0 and circle.loss == dnc.loss == pytest.approx(np.log(K))
+
+
 @pytest.mark.parametrize("call,match", [
+    (lambda: thresholds.theorem2_depth(theory.circle_matrix(5), theory.dnc_matrix(5)),
+     "needs rank M < rank X, got rank M = 4, rank X = 2"),
+    (lambda: thresholds.theorem2_depth(theory.dnc_matrix(5), -theory.circle_matrix(5)),
+     "M is not diagonally superior"),
+    (lambda: thresholds.theorem2_depth(np.eye(4), np.eye(3)), "square of one shape"),
     (lambda: theory.balanced_params(np.eye(5), 2, 4), "d = 4"),
     (lambda: theory.dnc_loss(1.0, 4, 0, 1e-3), "L must be a positive integer, got 0"),
     (lambda: theory.optimal_lr(4, 2, -1e-3), "lam must be a finite number > 0, got -0.001"),

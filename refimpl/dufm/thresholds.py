@@ -1,5 +1,5 @@
 """Where DNC stops being optimal: Theorems 1 and 6 (inequalities and numerical optima), B.7's ReLU
-construction, and Theorem 3's minimal rank q.
+construction, Theorem 2's depth L_0 (B.3) and Theorem 3's minimal rank q.
 
 Theorem 1 (linear, B.2): at equal scales the LR block beats DNC on the fit term, and on the
 regularizer exactly when 2^{2/(L+1)} < (2m−1)/m, m = ⌊K/2⌋ — i.e. K ≥ 4, L ≥ 3 or K ≥ 6, L = 2.
@@ -58,6 +58,50 @@ def min_diagonally_superior_rank(K: int) -> int:
     (b_j < 0) for every j, and only two indices can be either. The paper only bounds q < K/2 + 1.
     """
     return 1 if positive_int("K", K) <= 2 else 2
+
+
+def theorem2_depth(X, M) -> int:
+    """Theorem 2's L_0 as B.3's proof constructs it: for every L > L_0 and every λ > 0,
+    min_β L_L(βM) ≤ min_α L_L(αX) (strictly unless both minima are at scale 0).
+
+    Parameters
+    ----------
+    X : ndarray of shape (K, K), any structure of rank p.
+    M : ndarray of shape (K, K), diagonally superior, of rank q < p.
+
+    Notes
+    -----
+    B.3 takes γ with γ(M_{c'c} − M_cc) ≤ X_{c'c} − X_cc for all c' ≠ c — the least is
+    γ = max_{c'≠c} (X_{c'c} − X_cc)/(M_{c'c} − M_cc) — so that g(γαM) ≤ g(αX) at every α ≥ 0; then the
+    regularizers compare as Σ_i (γν_i)^{2/(L+1)} < Σ_j μ_j^{2/(L+1)} (ν, μ the non-zero singular values
+    of M and X). L_0 is the largest L ≥ 1 at which that fails (0 if none, or if γ ≤ 0). With
+    q·max(γν)^s < p·min(μ)^s for s = 2/(L+1) < log(p/q)/log(max γν / min μ) it holds at every larger L,
+    so a finite scan decides. The paper only states that some L_0 exists.
+    """
+    X, M = np.asarray(X, dtype=np.float64), np.asarray(M, dtype=np.float64)
+    require(X.ndim == 2 and X.shape[0] == X.shape[1] and X.shape == M.shape,
+            f"X and M must be square of one shape, got {X.shape} and {M.shape}")
+    require(theory.is_diagonally_superior(M), "M is not diagonally superior")
+    mu, nu = (_nonzero_singular_values(A) for A in (X, M))                # (p,), (q,)
+    p, q = mu.size, nu.size
+    require(q < p, f"Theorem 2 needs rank M < rank X, got rank M = {q}, rank X = {p}")
+    off = ~np.eye(X.shape[0], dtype=bool)
+    gamma = float(np.max((X - np.diag(X))[off] / (M - np.diag(M))[off]))   # columns: Z_{c'c} − Z_cc
+    if gamma <= 0:
+        return 0
+    worst = np.log(gamma * nu.max() / mu.min())
+    last = int(np.floor(2 * worst / np.log(p / q))) if worst > 0 else 0  # holds for every L ≥ last
+
+    def holds(L):
+        s = 2.0 / (L + 1)
+        return float(np.sum((gamma * nu) ** s)) < float(np.sum(mu ** s))
+
+    return max((L for L in range(1, last + 1) if not holds(L)), default=0)
+
+
+def _nonzero_singular_values(A):
+    s = np.linalg.svd(A, compute_uv=False)                                # (K,)
+    return s[s > theory.RTOL_ZERO * s.max()] if s.max() > 0 else s[:0]
 
 
 def _relu_structure(K: int, L: int):
@@ -141,4 +185,5 @@ def gap_table(Ks, Ls, lam: float, structure: str = "lr", progress=None) -> np.nd
 
 
 __all__ = ["gap_table", "min_diagonally_superior_rank", "relu_dnc_lower_bound", "relu_lr_construction",
-           "rule_table", "theorem1_inequality", "theorem1_paper", "theorem6_inequality", "theorem6_paper"]
+           "rule_table", "theorem1_inequality", "theorem1_paper", "theorem2_depth", "theorem6_inequality",
+           "theorem6_paper"]

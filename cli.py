@@ -123,7 +123,28 @@ def _exit_on_failure(ok):
         sys.exit(1)
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """The root group: a usage error (bad option value, unknown option) is one ``Error: ...`` line on
+    stderr and exit status 2, without click's usage banner; other errors keep click's one-line form."""
+
+    def main(self, *args, standalone_mode=True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OneLineErrors)
 def main():
     """Reference implementation of 'Feature collapse' and 'The persistence of neural collapse'."""
 
@@ -145,7 +166,8 @@ main.add_command(SpecGroup("figure", kind="figure", specs=registry.figures,
 
 def _bench_command(spec):
     return command_from_spec(spec, [_json_flag()],
-                             lambda as_json: registry.Context(json=as_json, progress=not as_json))
+                             lambda as_json: registry.Context(json=as_json, progress=not as_json),
+                             on_result=_exit_on_failure)                 # a failed pre-timing check: exit 1
 
 
 @click.pass_context

@@ -104,13 +104,19 @@ def run(cfg: SGDBenchConfig, ctx):
     return all(r["check_passed"] for r in rows)
 
 
+TARGET_RATIO = 0.5  # issue 2: the Numba step in float32 at most half the time of the PyTorch step
+
+
 def _compare(rows, ctx):
     by = {(r["backend"], r["dtype"]): r["ms_per_step"] for r in rows}
     for dtype in ("float32", "float64"):
         if ("torch", dtype) in by and ("numba", dtype) in by:
             ratio = by[("numba", dtype)] / by[("torch", dtype)]
-            ctx.emit(f"numba / torch ({dtype}): {ratio:.2f}",
-                     {"backend": "numba/torch", "dtype": dtype, "ratio": ratio})
+            target = f"; target (issue 2) <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}"
+            ctx.emit(f"numba / torch ({dtype}): {ratio:.2f}" + (target if dtype == "float32" else ""),
+                     {"backend": "numba/torch", "dtype": dtype, "ratio": ratio,
+                      **({"target_ratio": TARGET_RATIO, "target_met": ratio <= TARGET_RATIO}
+                         if dtype == "float32" else {})})
 
 
 SPECS = [Spec("sgd", SGDBenchConfig, run, "Time one SGD step at the fig4c configuration (default).")]

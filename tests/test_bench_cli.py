@@ -1,0 +1,64 @@
+"""`bench sgd|exact|dufm`: each checks its implementations against the NumPy reference before timing,
+prints the documented JSON keys with --json, and exits 1 when a check fails (nothing is timed then)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import cli  # noqa: E402
+
+TINY = {
+    "sgd": ["--nw", "30", "--K", "20", "--L", "4", "--d", "8", "--batch", "10", "--steps", "3",
+            "--repeats", "1", "--backends", "numba,numpy", "--dtypes", "float64,float32", "--no-torch"],
+    "dufm": ["--runs", "2", "--K", "3", "--d", "4", "--steps", "20", "--numpy-steps", "20", "--check-steps",
+             "5", "--repeats", "1", "--no-torch"],
+    "exact": ["--nc", "2", "--sc", "2", "--L", "3", "--d", "3", "--repeats", "1", "--no-scaling"],
+}
+KEYS = {"sgd": {"backend", "dtype", "ms_per_step", "gflops"}, "dufm": {"impl", "runs", "steps", "seconds"},
+        "exact": {"numba_seconds", "numpy_seconds", "speedup", "check_passed"}}
+
+
+def _records(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("name", ["sgd", "dufm", "exact"])
+def test_bench_json_has_the_documented_keys_and_positive_times(name):
+    result = CliRunner().invoke(cli.main, ["bench", name, *TINY[name], "--json"])
+    assert result.exit_code == 0, result.output
+    records = [r for r in _records(result.output) if KEYS[name] <= r.keys()]
+    assert records, result.output
+    for r in records:
+        times = [r[k] for k in ("ms_per_step", "seconds", "numba_seconds") if k in r]
+        assert all(t > 0 for t in times), r
+
+
+def test_bench_sgd_times_every_backend_and_dtype_asked():
+    result = CliRunner().invoke(cli.main, ["bench", "sgd", *TINY["sgd"], "--json"])
+    rows = {(r["backend"], r["dtype"]) for r in _records(result.output) if "ms_per_step" in r}
+    assert rows == {(b, t) for b in ("numba", "numpy") for t in ("float64", "float32")}
+    assert all(r["check_passed"] for r in _records(result.output) if "check_passed" in r)
+
+
+@pytest.mark.parametrize("name, module", [("sgd", "refimpl.bench.sgd"), ("dufm", "refimpl.bench.dufm"),
+                                          ("exact", "refimpl.bench.exact")])
+def test_a_failed_check_exits_1(name, module, monkeypatch):
+    """With a tolerance no implementation can meet, the pre-timing check fails: exit status 1."""
+    bench = sys.modules.get(module) or __import__(module, fromlist=["TOLERANCE"])
+    tol = bench.TOLERANCE
+    monkeypatch.setattr(bench, "TOLERANCE", {k: -1.0 for k in tol} if isinstance(tol, dict) else -1.0)
+    result = CliRunner().invoke(cli.main, ["bench", name, *TINY[name]])
+    assert result.exit_code == 1, result.output
+
+
+def test_a_bad_option_value_is_one_error_line_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main.main(["figure", "fig4c", "--epochs", "abc"], prog_name="cli.py")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert err == ["Error: Invalid value for '--epochs': 'abc' is not a valid integer."]

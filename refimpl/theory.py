@@ -61,10 +61,10 @@ def H_star(t, nc, L, K, d, lam):
     return value + 0.5 * lam * t * t, slope + lam * t
 
 
-def _root(f, lo, hi, what):
+def _root(f, lo, hi, what, xtol):
     """brentq at full double precision; a failure (non-finite values at extreme λ) is an InputError."""
     try:
-        return brentq(f, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500, full_output=True)
+        return brentq(f, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, maxiter=500, full_output=True)
     except (RuntimeError, ValueError) as e:
         raise InputError(f"{what}: no root found ({e}); lambda is probably too extreme for double "
                          f"precision") from None
@@ -77,7 +77,7 @@ def _argmin_convex(fun, t_hi):
     while fun(t_hi)[1] <= 0:
         t_hi *= 2.0
         require(np.isfinite(t_hi), "the minimizer of H is beyond double precision: lambda is too small")
-    tau, info = _root(lambda t: fun(t)[1], 0.0, t_hi, "argmin H")
+    tau, info = _root(lambda t: fun(t)[1], 0.0, t_hi, "argmin H", xtol=1e-300)
     return tau, info.converged
 
 
@@ -132,7 +132,7 @@ def _rho(c2: float, target: float, gamma: float) -> float:
     f = lambda u: u + np.logaddexp(0.0, np.log(gamma) + a * np.exp(u)) - log_rhs  # noqa: E731
     hi = np.log(target) + 1.0                                             # g(c, x) ≥ x, so ρ ≤ target
     lo = log_rhs - np.logaddexp(0.0, np.log(gamma) + a * target) - 1.0    # f(lo) < 0
-    return float(np.exp(_root(f, lo, hi, "Proposition D's rho")[0]))
+    return float(np.exp(_root(f, lo, hi, "Proposition D's rho", xtol=1e-15)[0]))
 
 
 def theorem2_residuals(nc, L, mu, lam, c, r) -> np.ndarray:
@@ -171,7 +171,7 @@ def theorem2(nc: int, L: int, mu, lam: float) -> Solution:
     while excess(c_hi) > 0:
         c_hi *= 2.0
         require(np.isfinite(c_hi), "Proposition D's c is beyond double precision: lambda is too small")
-    c = _root(excess, 0.0, c_hi, "Proposition D's c")[0]
+    c = _root(excess, 0.0, c_hi, "Proposition D's c", xtol=1e-15)[0]
     rho = np.array([_rho(c * c, t, gamma) for t in targets])              # (sc,)
     r = c * rho
     residual = float(np.abs(theorem2_residuals(nc, L, mu, lam, c, r)).max())

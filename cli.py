@@ -193,7 +193,7 @@ main.add_command(SpecGroup("verify", kind="check", specs=registry.checks, make_c
 
 
 def _predict_command():
-    from refimpl import predict
+    from refimpl.feature_collapse import predict
     return command_from_spec(predict.SPEC, [_json_flag()],
                              lambda as_json: registry.Context(json=as_json, progress=not as_json))
 

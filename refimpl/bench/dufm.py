@@ -4,7 +4,7 @@ Default sweep (issue 4): 16 runs (seeds 0..15), K = 10, d = 40, L = 2, λ = 1e-3
 steps each, float64, orthogonal initialization.  Timed:
 
 * ``numpy``  — the reference :func:`refimpl.dufm.model.loss_and_grads`, looped over runs and steps;
-* ``numba``  — :func:`refimpl.kernels.dufm.train`, all runs and steps in one compiled call (prange over
+* ``numba``  — :func:`refimpl.dufm.model_numba.train`, all runs and steps in one compiled call (prange over
   runs), with 1 thread and with all threads;
 * ``torch-bmm`` — optional, when PyTorch is importable (never a dependency): autograd with all runs
   batched through ``bmm`` and a hand-written SGD update, with 1 thread and with all threads, over
@@ -23,9 +23,9 @@ import numba
 import numpy as np
 
 from refimpl.dufm import model
+from refimpl.dufm import model_numba as kernel
 from refimpl.dufm import train as trainer
 from refimpl.errors import positive_int, require
-from refimpl.kernels import dufm as kernel
 from refimpl.registry import Spec, option
 
 TOLERANCE = 1e-10

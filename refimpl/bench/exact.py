@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from refimpl import data, exact
+from refimpl.feature_collapse import data, exact
 from refimpl.registry import Spec, option
 
 TOLERANCE = 1e-12  # max |numba − numpy| / max(1, |numpy|) over R, dW, dU

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from refimpl import data, model, sgd
+from refimpl.feature_collapse import data, model, sgd
 from refimpl.registry import Spec, option
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}  # max |Δ| / max |reference| of loss and gradients
@@ -85,7 +85,7 @@ def run(cfg: SGDBenchConfig, ctx):
              f"GFLOP/s counts the three GEMMs ({gemm_flops / 1e9:.2f} GFLOP)")
     impls = [(b, dt, _ours) for dt in cfg.dtypes for b in cfg.backends]
     if cfg.torch:
-        from refimpl.bench import torch_step
+        from refimpl.bench import sgd_torch as torch_step
         if torch_step.available():
             impls += [("torch", dt, torch_step.prepare) for dt in cfg.dtypes]
         else:

@@ -20,7 +20,7 @@ Three models share them (``model=``):
 Y = I_K ⊗ 1_nᵀ ∈ R^{K×Kn} holds the one-hot labels; the paper's n = 1 gives Y = I_K.  The relu and
 mse backward passes are ordinary reverse accumulation through :func:`forward`'s cache; for the linear
 model that reverse accumulation is the same sum of products as eq. (7) (a test checks both forms).
-:mod:`refimpl.kernels.dufm` mirrors these passes for many independent runs at once.
+:mod:`refimpl.dufm.model_numba` mirrors these passes for many independent runs at once.
 """
 
 import numpy as np

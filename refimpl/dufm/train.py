@@ -8,7 +8,7 @@
 
 Batched parameters are lists [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)]: run r is
 ``[p[r] for p in params]``.  Both paths take the same steps in the same order (see
-:func:`refimpl.kernels.dufm.train` for the stopping rule); tests check that they agree.
+:func:`refimpl.dufm.model_numba.train` for the stopping rule); tests check that they agree.
 """
 
 import dataclasses
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from refimpl import nc_metrics, progress
-from refimpl.dufm import model
+from refimpl import progress
+from refimpl.dufm import model, nc_metrics
 from refimpl.errors import positive_int, require
 
 INITS = ("orthogonal", "gaussian")
@@ -101,7 +101,7 @@ def _numpy_run(p, lam, lr, steps, tol, model_name, power, check_every, record_ev
 
 def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, record_every, bar):
     """Run the kernel in chunks of steps (for the progress bar); stopped runs leave the batch."""
-    from refimpl.kernels import dufm as kernel
+    from refimpl.dufm import model_numba as kernel
     R = params[0].shape[0]
     done, diverged = np.zeros(R, dtype=np.int64), np.full(R, -1)
     history = np.full((R, -(-steps // record_every) if record_every else 0), np.nan)
@@ -182,7 +182,7 @@ def gradient_descent(params, *, lam, lr, steps, tol=0.0, model_name="linear", po
 
 def summarize(trained: Trained, *, model_name="linear", power=None, n=1) -> list[dict]:
     """Per run: loss, gradient norm, steps, divergence, singular values of Z (normalized), the end
-    point (:func:`refimpl.nc_metrics.classify`), NC1–NC3 per layer and the balancedness residuals."""
+    point (:func:`refimpl.dufm.nc_metrics.classify`), NC1–NC3 per layer and the balancedness residuals."""
     rows = []
     for r in range(trained.params[0].shape[0]):
         p = [x[r] for x in trained.params]

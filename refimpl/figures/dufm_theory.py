@@ -13,10 +13,9 @@ import time
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from refimpl import fileio, progress
+from refimpl import fileio, plotting, progress
 from refimpl.dufm import hessian, theory, thresholds
 from refimpl.errors import positive_int, require
-from refimpl.figures import plotting
 from refimpl.registry import Spec, option
 
 

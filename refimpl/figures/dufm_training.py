@@ -17,11 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from refimpl import fileio, nc_metrics
-from refimpl.dufm import model, orbits, theory
+from refimpl import fileio, plotting
+from refimpl.dufm import model, nc_metrics, orbits, theory
 from refimpl.dufm import train as tr
 from refimpl.errors import positive_int, require
-from refimpl.figures import plotting
 from refimpl.registry import Spec, option
 
 KIND_COLORS = {"DNC": "tab:blue", "low rank": "tab:red", "zero": "tab:gray", "other": "tab:orange",

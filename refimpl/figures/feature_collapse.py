@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-from refimpl import collapse, data, fileio, layernorm, sgd
+from refimpl import fileio, plotting
 from refimpl.errors import positive_int, require
-from refimpl.figures import plotting
+from refimpl.feature_collapse import collapse, data, layernorm, sgd
 from refimpl.registry import Spec, option
 
 
@@ -72,8 +72,8 @@ def train_preset(name: str, progress: bool = False, log=None, **overrides):
 
     Returns
     -------
-    task : refimpl.data.Task
-    result : refimpl.sgd.TrainResult
+    task : refimpl.feature_collapse.data.Task
+    result : refimpl.feature_collapse.sgd.TrainResult
     """
     cfg = dataclasses.replace(PRESETS[name], **overrides)
     task = make_task(cfg)

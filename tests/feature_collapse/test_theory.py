@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from refimpl import collapse, data, exact, theory
 from refimpl.errors import InputError
+from refimpl.feature_collapse import collapse, data, exact, theory
 
 
 @pytest.mark.parametrize("K,published", [(1000, 1.42214), (50, 0.61602)])

@@ -1,12 +1,7 @@
-"""Numba mirrors of the NumPy reference passes, one module per reference module.
+"""Process-wide Numba settings, made once before any compiled twin (``*_numba.py``) compiles.
 
-Each kernel module keeps the reference's function names and signatures and is tested against it
-(tests/test_kernels_*.py). Matrix products go to BLAS in both (NumPy's ``@`` in the reference,
-``scipy.linalg.blas`` here, where the fused alpha/beta forms save passes over memory); the loops around
-them — gathers, LayerNorm, softmax, scatter-adds — are compiled, parallel where rows are independent.
-
-Two process-wide Numba settings are made here, each only when the user has not chosen it through the
-environment, and before any kernel compiles:
+Every ``*_numba`` module imports this module first. Two settings are made here, each only when the user
+has not chosen it through the environment:
 
 * Threading layer. The kernels alternate with multi-threaded BLAS calls. Numba's default OpenMP layer
   keeps its threads spinning after each parallel loop, starving the BLAS threads that follow (measured:

@@ -1,4 +1,4 @@
-"""Numba mirror of :mod:`refimpl.model` (h and h*, eqs. 17–18): the same passes, compiled.
+"""Numba mirror of :mod:`.model` (h and h*, eqs. 17–18): the same passes, compiled.
 
 The reference's passes map one to one onto the functions below:
 
@@ -22,6 +22,8 @@ import numba
 import numpy as np
 from numba import prange
 from scipy.linalg import blas
+
+from refimpl import compiled  # noqa: F401  (Numba settings first)
 
 _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
@@ -88,7 +90,7 @@ def _normalize_rows(E, labels, margin_rows, loss_rows):
 def cross_entropy(S, labels, loss_rows, correct_rows, margin_rows=None):
     """In place: S ← (softmax(S) − onehot(labels)) / N; per-row loss and correctness (mean in caller).
 
-    Mirror of :func:`refimpl.model.cross_entropy`. S (N, K) scores in, dscores out; labels (N,);
+    Mirror of :func:`.model.cross_entropy`. S (N, K) scores in, dscores out; labels (N,);
     loss_rows (N,), correct_rows (N,) outputs; margin_rows (N,) scratch. The row-wise argmax, shift
     and exponential are NumPy's SIMD loops (a Numba loop calls scalar libm for exp, ~7x slower, and
     does not vectorize the argmax); the normalization is compiled.
@@ -197,7 +199,7 @@ def backward_dX(dscores, U, ws, L, layernorm_on):
 
 
 def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.0, eps=0.0):
-    """Mirror of :func:`refimpl.model.loss_and_grads` (inputs already checked there)."""
+    """Mirror of :func:`.model.loss_and_grads` (inputs already checked there)."""
     N, L = tokens.shape
     Wt = np.ascontiguousarray(W.T)                                        # (nw, d)
     U = np.ascontiguousarray(U)
@@ -213,7 +215,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
 
 
 def sgd_step(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0, ws=None):
-    """Mirror of :func:`refimpl.model.sgd_step`, fused; returns (loss, correct, workspace).
+    """Mirror of :func:`.model.sgd_step`, fused; returns (loss, correct, workspace).
 
     Wt (nw, d) = Wᵀ and U (K, L·d), both C-ordered, are updated in place: U by one GEMM carrying its
     weight decay (beta = 1 − lr·λ_U), W by a scatter over the words of the batch (no dense dW).

@@ -13,14 +13,14 @@ with (λ_W, λ_U) = (λ, λ) for h (eq. 2) and (0, λ) for h* (eq. 3). The backw
 hand: dscores = (softmax − onehot)/N, dU = dscoresᵀ X, dX = dscores U, back through φ when present, and
 dW as a scatter-add of dX over the words of the batch.
 
-``backend="numba"`` routes :func:`loss_and_grads` to :mod:`refimpl.kernels.model`, which mirrors the
+``backend="numba"`` routes :func:`loss_and_grads` to :mod:`.model_numba`, which mirrors the
 functions below one to one.
 """
 
 import numpy as np
 
-from refimpl import layernorm
 from refimpl.errors import InputError, require
+from refimpl.feature_collapse import layernorm
 
 BACKENDS = ("numpy", "numba")
 
@@ -126,7 +126,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     layernorm : bool, h* (True) or h (False).
     lam_W, lam_U : weight decay of W and U (the λ/2‖·‖² terms).
     eps : LayerNorm epsilon (0: the paper's φ).
-    backend : "numpy" (this module) or "numba" (:mod:`refimpl.kernels.model`).
+    backend : "numpy" (this module) or "numba" (:mod:`.model_numba`).
 
     Returns
     -------
@@ -136,7 +136,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     tokens, labels = np.asarray(tokens, dtype=np.int64), np.asarray(labels, dtype=np.int64)
     check_inputs(W, U, tokens, labels)
     if backend == "numba":
-        from refimpl.kernels import model as kernels
+        from refimpl.feature_collapse import model_numba as kernels
         return kernels.loss_and_grads(W, U, tokens, labels, layernorm=layernorm, lam_W=lam_W,
                                       lam_U=lam_U, eps=eps)
     if backend != "numpy":

@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from refimpl import collapse, theory
 from refimpl.errors import require
+from refimpl.feature_collapse import collapse, theory
 from refimpl.registry import Spec, option
 
 NC, NW, L, LAM = 3, 1200, 15, 1e-3   # section 2.1 / 3.1 (the fig3 preset's values)

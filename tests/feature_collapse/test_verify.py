@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from refimpl import checks, collapse, data, predict
-from refimpl.figures import theorem2 as fig_theorem2
+from refimpl.feature_collapse import collapse, data, predict, verify
+from refimpl.figures import theorem2_norms as fig_theorem2
 from refimpl.registry import Context
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
@@ -36,24 +36,24 @@ def _claims(capsys):
 
 @pytest.mark.parametrize("kw", T1)
 def test_theorem1_check_passes(kw, capsys):
-    assert checks.check_theorem1(checks.Theorem1Config(**kw, **FAST), QUIET)
+    assert verify.check_theorem1(verify.Theorem1Config(**kw, **FAST), QUIET)
     assert all(c["ok"] for c in _claims(capsys).values())
 
 
 @pytest.mark.parametrize("kw", T2)
 def test_theorem2_check_passes(kw, capsys):
-    assert checks.check_theorem2(checks.Theorem2Config(**kw, starts=0), QUIET)
+    assert verify.check_theorem2(verify.Theorem2Config(**kw, starts=0), QUIET)
 
 
 @pytest.mark.parametrize("kw", T3)
 def test_theorem3_check_passes(kw, capsys):
-    assert checks.check_theorem3(checks.Theorem3Config(**kw, **FAST), QUIET)
+    assert verify.check_theorem3(verify.Theorem3Config(**kw, **FAST), QUIET)
 
 
 @pytest.mark.parametrize("check,config", [
-    (checks.check_theorem1, checks.Theorem1Config(**T1[1], **FAST, perturb=1e-3)),
-    (checks.check_theorem2, checks.Theorem2Config(**T2[0], starts=0, perturb=1e-3)),
-    (checks.check_theorem3, checks.Theorem3Config(**T3[0], **FAST, perturb=-1e-3)),
+    (verify.check_theorem1, verify.Theorem1Config(**T1[1], **FAST, perturb=1e-3)),
+    (verify.check_theorem2, verify.Theorem2Config(**T2[0], starts=0, perturb=1e-3)),
+    (verify.check_theorem3, verify.Theorem3Config(**T3[0], **FAST, perturb=-1e-3)),
 ])
 def test_checks_fail_when_a_constant_is_perturbed(check, config, capsys):
     assert not check(config, QUIET)
@@ -63,7 +63,7 @@ def test_checks_fail_when_a_constant_is_perturbed(check, config, capsys):
 
 
 def test_theorem2_with_uniform_mu_finds_the_type1_configuration_critical(capsys):
-    assert checks.check_theorem2(checks.Theorem2Config(freq="uniform", starts=0), QUIET)
+    assert verify.check_theorem2(verify.Theorem2Config(freq="uniform", starts=0), QUIET)
     assert any(name.startswith("µ uniform: the best type-I configuration is critical too")
                for name in _claims(capsys))
 
@@ -73,17 +73,17 @@ def test_theorem2_with_uniform_mu_finds_the_type1_configuration_critical(capsys)
 def test_theorem2_claims_do_not_depend_on_the_scale_of_lambda(lam, freq, capsys):
     """At λ = 1e-7 and 1e-8 the gradients are ~λ‖θ‖ ≈ 1e-6..1e-7: claims relative to λ‖θ‖ still pass, and
     a perturbed constant still fails (an absolute threshold of 1e-6 failed the first, passed the second)."""
-    config = checks.Theorem2Config(lam=lam, freq=freq, starts=0)
-    assert checks.check_theorem2(config, QUIET), _claims(capsys)
+    config = verify.Theorem2Config(lam=lam, freq=freq, starts=0)
+    assert verify.check_theorem2(config, QUIET), _claims(capsys)
     capsys.readouterr()
-    assert not checks.check_theorem2(dataclasses.replace(config, perturb=1e-3), QUIET)
+    assert not verify.check_theorem2(dataclasses.replace(config, perturb=1e-3), QUIET)
     failed = [c for c in _claims(capsys).values() if not c["ok"]]
     assert any("type-III configuration" in c["claim"] and c["value"] > 1e-3 for c in failed), failed
 
 
 @pytest.mark.parametrize("check,config", [
-    (checks.check_theorem1, checks.Theorem1Config(lam=1e-8, **FAST)),
-    (checks.check_theorem3, checks.Theorem3Config(lam=1e-7, **FAST)),
+    (verify.check_theorem1, verify.Theorem1Config(lam=1e-8, **FAST)),
+    (verify.check_theorem3, verify.Theorem3Config(lam=1e-7, **FAST)),
 ])
 def test_minimum_checks_pass_at_small_lambda_and_fail_perturbed(check, config, capsys):
     assert check(config, QUIET), _claims(capsys)
@@ -95,18 +95,18 @@ def test_minimum_checks_pass_at_small_lambda_and_fail_perturbed(check, config, c
 
 
 def test_tolerances_are_relative_with_a_float64_floor():
-    assert checks.grad_tolerance(0.01) == checks.GRAD_RTOL
-    assert checks.grad_tolerance(1e-8) == pytest.approx(16 * np.finfo(float).eps / 1e-8)
-    assert checks.risk_tolerance(1.0, 0.7) == checks.RISK_RTOL
-    assert checks.risk_tolerance(1e-6, 2.0) == pytest.approx(256 * np.finfo(float).eps * 2.0 / 1e-6)
+    assert verify.grad_tolerance(0.01) == verify.GRAD_RTOL
+    assert verify.grad_tolerance(1e-8) == pytest.approx(16 * np.finfo(float).eps / 1e-8)
+    assert verify.risk_tolerance(1.0, 0.7) == verify.RISK_RTOL
+    assert verify.risk_tolerance(1e-6, 2.0) == pytest.approx(256 * np.finfo(float).eps * 2.0 / 1e-6)
 
 
 @pytest.mark.parametrize("check,config,keys,point", [
-    (checks.check_theorem1, checks.Theorem1Config(**T1[0], starts=0, perturbations=0, perturb=0.01),
+    (verify.check_theorem1, verify.Theorem1Config(**T1[0], starts=0, perturbations=0, perturb=0.01),
      {"c": "c_used", "c_prime": "c_prime_used"}, ("R", "grad_norm")),
-    (checks.check_theorem3, checks.Theorem3Config(**T3[0], starts=0, perturbations=0, perturb=0.01),
+    (verify.check_theorem3, verify.Theorem3Config(**T3[0], starts=0, perturbations=0, perturb=0.01),
      {"c": "c_used"}, ("R", "grad_norm")),
-    (checks.check_theorem2, checks.Theorem2Config(**T2[0], starts=0, perturb=0.01), {"c": "c_used"},
+    (verify.check_theorem2, verify.Theorem2Config(**T2[0], starts=0, perturb=0.01), {"c": "c_used"},
      ("R_type3", "grad_type3")),
 ])
 def test_json_record_has_the_risk_its_gradient_and_the_constants_used(check, config, keys, point, capsys):

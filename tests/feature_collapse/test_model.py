@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from gradcheck import directional_check
 
-from refimpl import data, layernorm, model
 from refimpl.errors import InputError
+from refimpl.feature_collapse import data, layernorm, model
 
 
 def _problem(rng, nc=3, sc=4, L=5, K=7, d=6, n_spl=3):

@@ -1,4 +1,4 @@
-"""Numba mirror of :mod:`refimpl.exact`: the same three passes, same names and signatures.
+"""Numba mirror of :mod:`.exact`: the same three passes, same names and signatures.
 
 Versions
 --------
@@ -14,8 +14,8 @@ Small enumerations (fewer than SERIAL_WORK score additions) run on one thread: w
 costs more than they do, and on a loaded machine far more (tens of ms per call, which an optimizer
 calling the risk hundreds of times feels).
 
-CPU reference: :func:`refimpl.exact.score_tables`, :func:`refimpl.exact.risk0_and_phi`,
-:func:`refimpl.exact.lemma_s`; tests/test_kernels_exact.py checks agreement to 1e-12. No fastmath.
+CPU reference: :func:`.exact.score_tables`, :func:`.exact.risk0_and_phi`,
+:func:`.exact.lemma_s`; tests/test_kernels_exact.py checks agreement to 1e-12. No fastmath.
 """
 
 import contextlib
@@ -23,7 +23,8 @@ import contextlib
 import numba
 import numpy as np
 
-from refimpl import exact
+from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl.feature_collapse import exact
 
 MAX_CHUNKS = 16
 CHUNK_BUFFER = 2**24  # at most this many float64 over all private copies of Φ (128 MiB)
@@ -60,7 +61,7 @@ def _score_tables(W, U, L):
 
 
 def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
-    """Mirror of :func:`refimpl.exact.score_tables`. Returns S of shape (K, L, nw)."""
+    """Mirror of :func:`.exact.score_tables`. Returns S of shape (K, L, nw)."""
     return _score_tables(np.ascontiguousarray(W, dtype=np.float64),
                          np.ascontiguousarray(U, dtype=np.float64), int(L))
 
@@ -141,7 +142,7 @@ def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
 
 
 def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
-    """Mirror of :func:`refimpl.exact.risk0_and_phi`: returns (R0, Phi of shape (nw, K, L))."""
+    """Mirror of :func:`.exact.risk0_and_phi`: returns (R0, Phi of shape (nw, K, L))."""
     K, L, nw = S.shape
     St = np.ascontiguousarray(S.transpose(2, 1, 0), dtype=np.float64)  # (nw, L, K) rows contiguous in k
     Z = np.ascontiguousarray(Z, dtype=np.int64)
@@ -174,12 +175,12 @@ def _lemma_s(W, U, Phi):
 
 
 def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
-    """Mirror of :func:`refimpl.exact.lemma_s`: returns (dW0 of shape (d, nw), dU0 of shape (K, L·d))."""
+    """Mirror of :func:`.exact.lemma_s`: returns (dW0 of shape (d, nw), dU0 of shape (K, L·d))."""
     return _lemma_s(np.ascontiguousarray(W, dtype=np.float64), np.ascontiguousarray(U, dtype=np.float64),
                     np.ascontiguousarray(Phi, dtype=np.float64))
 
 
 def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, max_sentences=exact.MAX_SENTENCES):
-    """:func:`refimpl.exact.risk_and_grads` with this module's passes (backend="numba")."""
+    """:func:`.exact.risk_and_grads` with this module's passes (backend="numba")."""
     return exact.risk_and_grads(W, U, Z, mu, lam=lam, layernorm=layernorm, backend="numba",
                                 max_sentences=max_sentences)

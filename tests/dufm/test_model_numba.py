@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from refimpl.dufm import model as m
+from refimpl.dufm import model_numba as kernel
 from refimpl.errors import InputError
-from refimpl.kernels import dufm as kernel
 
 MODELS = [("linear", None), ("relu", None), ("mse", None), ("mse", 3)]
 SHAPES = [(2, 2, 1, 1), (3, 5, 2, 1), (4, 6, 3, 2), (10, 40, 2, 1), (5, 9, 4, 3)]   # (K, d, L, n)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from refimpl import data
 from refimpl.errors import InputError
+from refimpl.feature_collapse import data
 
 
 def test_zipf_frequencies_are_proportional_to_one_over_beta():

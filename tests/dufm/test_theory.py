@@ -7,7 +7,8 @@ is checked against them at parameters built by Lemma 1 (or B.7, C.1).
 import numpy as np
 import pytest
 
-from refimpl.dufm import mse_theory, theory, thresholds
+from refimpl.dufm import mse as mse_theory
+from refimpl.dufm import theory, thresholds
 from refimpl.dufm.model import forward, loss, loss_and_grads
 from refimpl.errors import InputError
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from refimpl import data, sgd
 from refimpl.errors import InputError
+from refimpl.feature_collapse import data, sgd
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,10 @@ from typing import Literal
 
 import numpy as np
 
-from refimpl import fileio, model, progress
-from refimpl.data import Task
+from refimpl import fileio, progress
 from refimpl.errors import InputError, positive_int, require
+from refimpl.feature_collapse import model
+from refimpl.feature_collapse.data import Task
 from refimpl.registry import option
 
 _INIT_STREAM, _SHUFFLE_STREAM = 1, 2
@@ -100,7 +101,7 @@ def _stepper(W, U, cfg: TrainConfig):
     kw = dict(lr=cfg.lr, lam_W=lam_W, lam_U=cfg.lam, layernorm=cfg.layernorm, eps=cfg.eps)
     if cfg.backend == "numpy":
         return lambda tokens, labels: model.sgd_step(W, U, tokens, labels, **kw)
-    from refimpl.kernels import model as kernels
+    from refimpl.feature_collapse import model_numba as kernels
     workspace = [None]
 
     def step(tokens, labels):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refimpl import nc_metrics as nc
+from refimpl.dufm import nc_metrics as nc
 from refimpl.dufm import theory
 
 

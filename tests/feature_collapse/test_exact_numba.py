@@ -1,11 +1,11 @@
-"""The Numba passes of refimpl.kernels.exact against the NumPy reference refimpl.exact (to 1e-12)."""
+"""The Numba passes of exact_numba against the NumPy reference exact (to 1e-12)."""
 
 import numba
 import numpy as np
 import pytest
 
-from refimpl import data, exact
-from refimpl.kernels import exact as kernels
+from refimpl.feature_collapse import data, exact
+from refimpl.feature_collapse import exact_numba as kernels
 
 
 def _problem(rng, nc, sc, L, d, K, mu, scale):

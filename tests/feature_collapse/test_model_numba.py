@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from refimpl import data, model, sgd
-from refimpl.kernels import model as kernels
+from refimpl.feature_collapse import data, model, sgd
+from refimpl.feature_collapse import model_numba as kernels
 
 # float32: the kernels accumulate in float32 in another order than NumPy (pairwise sums) and multiply
 # by reciprocals where the reference divides; measured max relative deviations are ~1e-6 here.

@@ -21,9 +21,9 @@ import time
 import numpy as np
 from scipy.optimize import least_squares
 
-from refimpl import collapse, fileio, theory
+from refimpl import fileio, plotting
 from refimpl.errors import require
-from refimpl.figures import plotting
+from refimpl.feature_collapse import collapse, theory
 from refimpl.registry import Spec, option
 
 

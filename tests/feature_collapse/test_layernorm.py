@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refimpl import layernorm
+from refimpl.feature_collapse import layernorm
 
 
 @pytest.mark.parametrize("d", [2, 3, 10, 100])

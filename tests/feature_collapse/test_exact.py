@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from refimpl import data, exact, layernorm, model
 from refimpl.errors import InputError
+from refimpl.feature_collapse import data, exact, layernorm, model
 
 
 def _problem(rng, nc, sc, L, d, K="all", mu="zipf", scale=0.5):

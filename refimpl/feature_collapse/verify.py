@@ -1,8 +1,8 @@
 """``python cli.py verify theorem1|theorem2|theorem3|all``: Theorems 1–3 of *Feature collapse*, checked
 with the exact true risk on small instances with all K = nc^L latent variables (where Assumption A holds).
 
-Each check builds the collapse configuration from the theorem's solver (:mod:`refimpl.theory`,
-:mod:`refimpl.collapse`) and tests the theorem's claims with :func:`refimpl.exact.risk_and_grads`:
+Each check builds the collapse configuration from the theorem's solver (:mod:`.theory`,
+:mod:`.collapse`) and tests the theorem's claims with :func:`.exact.risk_and_grads`:
 
 * Theorem 1 (h, uniform µ) and Theorem 3 (h*, any µ > 0): the exact risk equals the closed form H(τ) /
   H*(τ); the gradient vanishes; random perturbations do not lower the risk (a local minimum); L-BFGS on the
@@ -29,8 +29,9 @@ import dataclasses
 import numpy as np
 from scipy.optimize import minimize, root
 
-from refimpl import collapse, data, exact, progress, theory
+from refimpl import progress
 from refimpl.errors import InputError, positive_int, require
+from refimpl.feature_collapse import collapse, data, exact, theory
 from refimpl.registry import Spec
 
 EPS = float(np.finfo(np.float64).eps)

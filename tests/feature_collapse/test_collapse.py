@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from refimpl import collapse, data, layernorm
 from refimpl.errors import InputError
+from refimpl.feature_collapse import collapse, data, layernorm
 
 
 @pytest.mark.parametrize("nc,d,mean_zero,seeded", [

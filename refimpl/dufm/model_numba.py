@@ -37,6 +37,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from refimpl import compiled  # noqa: F401  (Numba settings first)
+
 ACT_ID, ACT_RELU = 0, -1
 FM = {"contract"}   # fused multiply-add allowed; no re-association, no NaN/inf assumptions
 

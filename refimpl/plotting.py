@@ -1,4 +1,4 @@
-"""Shared plotting helpers (matplotlib, headless)."""
+"""Shared plotting helpers (matplotlib, headless) and the one figure writer."""
 
 import matplotlib
 
@@ -6,8 +6,13 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from refimpl import fileio  # noqa: E402
+
 CONCEPT_COLORS = ["darkblue", "darkred", "darkgreen", "darkorange", "purple", "teal", "saddlebrown",
                   "olive", "crimson", "slategray"]
+# Where a DUFM run ended (refimpl.dufm.nc_metrics.classify), one color per kind.
+KIND_COLORS = {"DNC": "tab:blue", "low rank": "tab:red", "zero": "tab:gray", "other": "tab:orange",
+               "diverged": "black"}
 
 
 def concept_colors(concepts):
@@ -23,3 +28,16 @@ def subplots(ncols: int, width: float = 5.0, height: float = 4.6, layout=None):
 
 def close(fig) -> None:
     plt.close(fig)
+
+
+def save_figure(out_dir, name: str, fig, summary: dict):
+    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic), figure closed.
+
+    Returns the path of the PNG.
+    """
+    try:
+        png = fileio.save_png(out_dir / f"{name}.png", fig)
+    finally:
+        close(fig)
+    fileio.write_json(out_dir / f"{name}.json", summary)
+    return png

@@ -25,8 +25,9 @@ import numpy as np
 from refimpl.dufm import model
 from refimpl.dufm import model_numba as kernel
 from refimpl.dufm import train as trainer
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
 from refimpl.registry import Spec, option
+from refimpl.validate import positive_int
 
 TOLERANCE = 1e-10
 TARGET_US = 4.0     # issue 4: the batched kernel at <= 4 us per run-step on 2 cores (the default sweep)

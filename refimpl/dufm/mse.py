@@ -15,7 +15,8 @@ from math import comb
 import numpy as np
 
 from refimpl.dufm.theory import RTOL_ZERO
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
+from refimpl.validate import positive_int
 
 
 def _zeta(X, power):

@@ -17,7 +17,8 @@ still increases towards (K−1)/r.
 
 import numpy as np
 
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
+from refimpl.validate import positive_int
 
 
 def stiefel_dimension(r: int, d: int) -> int:

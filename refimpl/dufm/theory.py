@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 from scipy import optimize, special
 
-from refimpl.errors import InputError, positive_int, require
+from refimpl.errors import InputError, require
+from refimpl.validate import positive_int
 
 RTOL_ZERO = 1e-12   # singular values below RTOL_ZERO · s_max count as zero: s^{2/(L+1)} is not Lipschitz at 0
 

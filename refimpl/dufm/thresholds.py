@@ -13,7 +13,8 @@ Both are sufficient conditions at equal scales; :func:`gap_table` optimizes both
 import numpy as np
 
 from refimpl.dufm import theory
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
+from refimpl.validate import positive_int
 
 
 def theorem1_inequality(K: int, L: int) -> bool:

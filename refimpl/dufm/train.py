@@ -19,7 +19,8 @@ import numpy as np
 
 from refimpl import progress
 from refimpl.dufm import model, nc_metrics
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
+from refimpl.validate import positive_int
 
 INITS = ("orthogonal", "gaussian")
 BACKENDS = ("numba", "numpy")

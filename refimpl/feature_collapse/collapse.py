@@ -13,7 +13,8 @@ from math import comb
 
 import numpy as np
 
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
+from refimpl.validate import positive_int
 
 
 def pca(points: np.ndarray, n_components: int = 3):

@@ -14,7 +14,8 @@ import dataclasses
 
 import numpy as np
 
-from refimpl.errors import InputError, positive_int, require
+from refimpl.errors import InputError, require
+from refimpl.validate import positive_int
 
 
 def word_frequencies(sc: int, kind="uniform") -> np.ndarray:

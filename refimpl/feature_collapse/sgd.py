@@ -17,10 +17,11 @@ from typing import Literal
 import numpy as np
 
 from refimpl import fileio, progress
-from refimpl.errors import InputError, positive_int, require
+from refimpl.errors import InputError, require
 from refimpl.feature_collapse import model
 from refimpl.feature_collapse.data import Task
 from refimpl.registry import option
+from refimpl.validate import positive_int
 
 _INIT_STREAM, _SHUFFLE_STREAM = 1, 2
 

@@ -16,7 +16,8 @@ import numpy as np
 from scipy.optimize import OptimizeResult, brentq
 from scipy.special import expit
 
-from refimpl.errors import InputError, positive_int, require
+from refimpl.errors import InputError, require
+from refimpl.validate import positive_int
 
 
 class Solution(OptimizeResult):

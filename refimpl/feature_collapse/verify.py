@@ -30,9 +30,10 @@ import numpy as np
 from scipy.optimize import minimize, root
 
 from refimpl import progress
-from refimpl.errors import InputError, positive_int, require
+from refimpl.errors import InputError, require
 from refimpl.feature_collapse import collapse, data, exact, theory
 from refimpl.registry import Spec
+from refimpl.validate import positive_int
 
 EPS = float(np.finfo(np.float64).eps)
 GRAD_RTOL = 1e-9       # ‖∇R‖/(λ‖θ‖) at an analytic critical point (≈4e-15 observed at λ = 0.01)

@@ -13,10 +13,11 @@ import time
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from refimpl import fileio, plotting, progress
+from refimpl import plotting, progress
 from refimpl.dufm import hessian, theory, thresholds
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
 from refimpl.registry import Spec, option
+from refimpl.validate import positive_int
 
 
 @dataclasses.dataclass
@@ -62,9 +63,7 @@ def run_thresholds(config: ThresholdsConfig, ctx) -> dict:
                                    for name, tab in tables.items()}}
     fig = draw_thresholds(Ks, Ls, config.lams, tables)
     summary["wall_seconds"] = time.perf_counter() - t0
-    fileio.save_png(ctx.out_dir / "dufm-thresholds.png", fig)
-    plotting.close(fig)
-    fileio.write_json(ctx.out_dir / "dufm-thresholds.json", summary)
+    plotting.save_figure(ctx.out_dir, "dufm-thresholds", fig, summary)
     counts = ", ".join(f"{n}: {summary['beats_dnc_count'][n]}" for n, *_ in ROWS)
     ctx.emit(f"dufm-thresholds: cells (of {len(Ks) * len(Ls)}) where the structure beats DNC, per λ — "
              f"{counts}  -> {ctx.out_dir / 'dufm-thresholds.png'}", summary)
@@ -164,9 +163,7 @@ def run_hessian(config: HessianConfig, ctx) -> dict:
                "lam_c": {str(L): c["lam_c"] for L, c in curves.items()}}
     fig = draw_hessian(K, d, curves)
     summary["wall_seconds"] = time.perf_counter() - t0
-    fileio.save_png(ctx.out_dir / "dufm-hessian.png", fig)
-    plotting.close(fig)
-    fileio.write_json(ctx.out_dir / "dufm-hessian.json", summary)
+    plotting.save_figure(ctx.out_dir, "dufm-hessian", fig, summary)
     lc = ", ".join(f"L={L}: {c['lam_c']:.4g}" for L, c in curves.items())
     ctx.emit(f"dufm-hessian: K = {K}, d = {d}; DNC is a local minimum iff λ <= λ_c ({lc}); negative counts "
              f"{'match' if agree else 'DO NOT match'} the reduced analysis  -> "

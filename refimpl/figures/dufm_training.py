@@ -17,11 +17,12 @@ from typing import Literal
 
 import numpy as np
 
-from refimpl import fileio, plotting
+from refimpl import plotting
 from refimpl.dufm import model, nc_metrics, orbits, theory
 from refimpl.dufm import train as tr
-from refimpl.errors import positive_int, require
+from refimpl.errors import require
 from refimpl.registry import Spec, option
+from refimpl.validate import positive_int
 
 KIND_COLORS = {"DNC": "tab:blue", "low rank": "tab:red", "zero": "tab:gray", "other": "tab:orange",
                "diverged": "black"}
@@ -70,9 +71,7 @@ def _train(K, d, L, lam, cfg, ctx, model_name="linear"):
 
 
 def _save(ctx, name, fig, summary):
-    fileio.save_png(ctx.out_dir / f"{name}.png", fig)
-    plotting.close(fig)
-    fileio.write_json(ctx.out_dir / f"{name}.json", summary)
+    plotting.save_figure(ctx.out_dir, name, fig, summary)
 
 
 # --------------------------------------------------------------------------------------- dufm-rank

@@ -12,10 +12,11 @@ from typing import Literal
 
 import numpy as np
 
-from refimpl import fileio, plotting
-from refimpl.errors import positive_int, require
+from refimpl import plotting
+from refimpl.errors import require
 from refimpl.feature_collapse import collapse, data, layernorm, sgd
 from refimpl.registry import Spec, option
+from refimpl.validate import positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,9 +140,7 @@ def run(name: str, cfg: FeatureCollapseConfig, ctx) -> dict:
     summary = summarize(name, cfg, task, result)
     summary["wall_seconds"] = time.perf_counter() - t0
     fig = draw(name, cfg, task, result, summary)
-    fileio.save_png(ctx.out_dir / f"{name}.png", fig)
-    plotting.close(fig)
-    fileio.write_json(ctx.out_dir / f"{name}.json", summary)
+    plotting.save_figure(ctx.out_dir, name, fig, summary)
     ctx.emit(f"{name}: train accuracy {summary['train_accuracy']:.1%}, test accuracy "
              f"{summary['test_accuracy']:.1%}, σ(words) = {np.round(summary['sigma_words'], 4).tolist()}, "
              f"σ(u) = {np.round(summary['sigma_u'], 4).tolist()}  -> {ctx.out_dir / name}.png", summary)

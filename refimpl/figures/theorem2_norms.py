@@ -21,7 +21,7 @@ import time
 import numpy as np
 from scipy.optimize import least_squares
 
-from refimpl import fileio, plotting
+from refimpl import plotting
 from refimpl.errors import require
 from refimpl.feature_collapse import collapse, theory
 from refimpl.registry import Spec, option
@@ -117,9 +117,7 @@ def run(config: Theorem2NormsConfig, ctx) -> dict:
                "word_norm_min": float(norms.min()), "word_norm_max": float(norms.max()), "caption": text}
     fig = draw(mu_of_word, norms, nc, sc, fit, text, summary)
     summary["wall_seconds"] = time.perf_counter() - t0
-    fileio.save_png(ctx.out_dir / "theorem2-norms.png", fig)
-    plotting.close(fig)
-    fileio.write_json(ctx.out_dir / "theorem2-norms.json", summary)
+    plotting.save_figure(ctx.out_dir, "theorem2-norms", fig, summary)
     ctx.emit(f"theorem2-norms: relation (7) fitted with R² = {fit['r2']:.4f} (A = {fit['A']:.4g}, "
              f"B = {fit['B']:.4g}; c from A = {fit['c_from_A']:.4g}, c from B = {fit['c_from_B']:.4g}, "
              f"mean ‖u_kl‖ = {u_mean:.4g})  -> {ctx.out_dir / 'theorem2-norms.png'}", summary)

@@ -24,11 +24,11 @@ its K-vector (1{j=k} − q_k)·D/K into L rows of Φ. ``backend="numba"`` runs t
 
 import numpy as np
 
+from refimpl import validate
 from refimpl.errors import InputError, require
 from refimpl.feature_collapse import layernorm as ln
 from refimpl.feature_collapse.data import all_latent_variables
 
-BACKENDS = ("numpy", "numba")
 MAX_SENTENCES = 50_000_000  # default refusal threshold for K·sc^L (a few seconds per million with Numba)
 
 
@@ -170,15 +170,14 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
 
 def passes(backend: str):
     """The three passes (score_tables, risk0_and_phi, lemma_s) of `backend`: this module or its kernel."""
-    if backend == "numba":
-        from refimpl.feature_collapse import exact_numba as kernels
-        return kernels.score_tables, kernels.risk0_and_phi, kernels.lemma_s
-    if backend != "numpy":
-        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if validate.backend(backend) == "numba":
+        from refimpl.feature_collapse import exact_numba
+        return exact_numba.score_tables, exact_numba.risk0_and_phi, exact_numba.lemma_s
     return score_tables, risk0_and_phi, lemma_s
 
 
-def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend="numba", max_sentences=MAX_SENTENCES):
+def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAULT_BACKEND,
+                   max_sentences=MAX_SENTENCES):
     """True risk R (eq. 5) for h, or R* (eq. 10) for h* with φ's eps = 0, and its exact gradient.
 
     Parameters
@@ -189,7 +188,7 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend="numba", max_se
     mu : ndarray of shape (sc,), word frequencies (non-negative, summing to 1).
     lam : float, λ of eqs. (5)/(10): λ/2 (‖W‖² + ‖U‖²) for h, λ/2 ‖U‖² for h*.
     layernorm : bool, h* (True) or h (False).
-    backend : "numba" (:mod:`refimpl.feature_collapse.exact_numba`) or "numpy" (this module).
+    backend : "numba" (:mod:`.exact_numba`, the default) or "numpy" (this module).
     max_sentences : refuse (InputError) when K·sc^L exceeds this.
 
     Returns

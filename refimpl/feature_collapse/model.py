@@ -13,16 +13,15 @@ with (λ_W, λ_U) = (λ, λ) for h (eq. 2) and (0, λ) for h* (eq. 3). The backw
 hand: dscores = (softmax − onehot)/N, dU = dscoresᵀ X, dX = dscores U, back through φ when present, and
 dW as a scatter-add of dX over the words of the batch.
 
-``backend="numba"`` routes :func:`loss_and_grads` to :mod:`.model_numba`, which mirrors the
-functions below one to one.
+:mod:`.model_numba` mirrors the functions below one to one (same names and parameters);
+:func:`loss_and_grads` runs it unless ``backend="numpy"``.
 """
 
 import numpy as np
 
-from refimpl.errors import InputError, require
-from refimpl.feature_collapse import layernorm
-
-BACKENDS = ("numpy", "numba")
+from refimpl import validate
+from refimpl.errors import require
+from refimpl.feature_collapse import layernorm as ln
 
 
 def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -40,9 +39,13 @@ def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return W.T[tokens]                                                    # (N, L, d)
 
 
-def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm_on: bool = False,
-            eps: float = 0.0):
+def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool = False, eps: float = 0.0):
     """Scores h(x) (eq. 17) or h*(x) (eq. 18) for a batch.
+
+    Parameters
+    ----------
+    W : ndarray of shape (d, nw); U : ndarray of shape (K, L·d); tokens : ndarray of shape (N, L).
+    layernorm : bool, h* (φ after the embedding) or h; eps : φ's epsilon.
 
     Returns
     -------
@@ -52,8 +55,8 @@ def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm_on: b
     N, L = tokens.shape
     E = embed(W, tokens)                                                  # (N, L, d)
     ln_cache = None
-    if layernorm_on:
-        E, ln_cache = layernorm.forward(E, eps)                           # (N, L, d) word representations
+    if layernorm:
+        E, ln_cache = ln.forward(E, eps)                           # (N, L, d) word representations
     X = E.reshape(N, -1)                                                  # (N, L·d) = Vec[φ(W ζ(x))]ᵀ
     scores = X @ U.T                                                      # (N, K)
     return scores, (W.shape, U, tokens, X, ln_cache)
@@ -95,7 +98,7 @@ def backward(dscores: np.ndarray, cache):
     dU = dscores.T @ X                                                    # (K, L·d)
     dX = (dscores @ U).reshape(N, L, d)                                   # (N, L, d)
     if ln_cache is not None:
-        dX = layernorm.backward(dX, ln_cache)                             # (N, L, d) through φ
+        dX = ln.backward(dX, ln_cache)                             # (N, L, d) through φ
     dW = np.zeros((d, nw), dtype=dscores.dtype)
     np.add.at(dW.T, tokens.ravel(), dX.reshape(N * L, d))                # dW[:, w] += dX[n, ℓ] if x_{n,ℓ}=w
     return dW, dU
@@ -115,7 +118,7 @@ def check_inputs(W, U, tokens, labels):
 
 
 def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.0, eps=0.0,
-                   backend="numpy"):
+                   backend=validate.DEFAULT_BACKEND):
     """Regularized empirical risk (eq. 2 for h, eq. 3 for h*) and its gradients.
 
     Parameters
@@ -126,7 +129,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     layernorm : bool, h* (True) or h (False).
     lam_W, lam_U : weight decay of W and U (the λ/2‖·‖² terms).
     eps : LayerNorm epsilon (0: the paper's φ).
-    backend : "numpy" (this module) or "numba" (:mod:`.model_numba`).
+    backend : "numba" (:mod:`.model_numba`, the default) or "numpy" (this module).
 
     Returns
     -------
@@ -135,13 +138,11 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     """
     tokens, labels = np.asarray(tokens, dtype=np.int64), np.asarray(labels, dtype=np.int64)
     check_inputs(W, U, tokens, labels)
-    if backend == "numba":
-        from refimpl.feature_collapse import model_numba as kernels
-        return kernels.loss_and_grads(W, U, tokens, labels, layernorm=layernorm, lam_W=lam_W,
-                                      lam_U=lam_U, eps=eps)
-    if backend != "numpy":
-        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    scores, cache = forward(W, U, tokens, layernorm_on=layernorm, eps=eps)
+    if validate.backend(backend) == "numba":
+        from refimpl.feature_collapse import model_numba
+        return model_numba.loss_and_grads(W, U, tokens, labels, layernorm=layernorm, lam_W=lam_W,
+                                          lam_U=lam_U, eps=eps)
+    scores, cache = forward(W, U, tokens, layernorm=layernorm, eps=eps)
     loss, dscores = cross_entropy(scores, labels)
     dW, dU = backward(dscores, cache)
     loss += 0.5 * lam_W * float(np.vdot(W, W)) + 0.5 * lam_U * float(np.vdot(U, U))
@@ -156,7 +157,7 @@ def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False,
     loss : float, the batch-mean cross-entropy *before* the step (without the λ terms).
     correct : int, how many rows of the batch were classified correctly before the step.
     """
-    scores, cache = forward(W, U, tokens, layernorm_on=layernorm, eps=eps)
+    scores, cache = forward(W, U, tokens, layernorm=layernorm, eps=eps)
     loss, dscores = cross_entropy(scores, labels)
     correct = int(np.sum(scores.argmax(axis=1) == labels))
     dW, dU = backward(dscores, cache)
@@ -169,6 +170,6 @@ def predict(W, U, tokens, *, layernorm=False, eps=0.0, batch: int = 1000) -> np.
     """Predicted class argmax_k h(x)_k for each sentence, in batches. Returns ndarray of shape (N,)."""
     out = np.empty(len(tokens), dtype=np.int64)
     for i in range(0, len(tokens), batch):
-        scores, _ = forward(W, U, tokens[i:i + batch], layernorm_on=layernorm, eps=eps)
+        scores, _ = forward(W, U, tokens[i:i + batch], layernorm=layernorm, eps=eps)
         out[i:i + batch] = scores.argmax(axis=1)
     return out

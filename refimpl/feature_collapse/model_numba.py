@@ -1,21 +1,27 @@
-"""Numba mirror of :mod:`.model` (h and h*, eqs. 17–18): the same passes, compiled.
+"""Numba twin of :mod:`.model` (h and h*, eqs. 17–18): the same passes, names and parameters, compiled.
 
-The reference's passes map one to one onto the functions below:
+    model.embed(W, tokens)                  ->  embed           (gather, parallel over word slots)
+    model.forward(W, U, tokens, …)          ->  forward         (gather + φ fused, then one GEMM)
+    model.cross_entropy(scores, labels)     ->  cross_entropy   (NumPy argmax/exp, compiled normalization)
+    model.backward(dscores, cache)          ->  backward        (two GEMMs, φ's VJP, scatter-add)
+    model.loss_and_grads(W, U, tokens, …)   ->  loss_and_grads
+    model.sgd_step(W, U, tokens, …)         ->  sgd_step
 
-    model.embed + layernorm.forward  ->  embed_layernorm   (gather + φ, parallel over word slots)
-    X @ U.T                          ->  forward           (one GEMM)
-    model.cross_entropy              ->  cross_entropy     (NumPy argmax/exp, compiled normalization)
-    dscoresᵀ X, dscores U            ->  backward          (two GEMMs)
-    layernorm.backward + np.add.at   ->  layernorm_backward, scatter_add
+φ and its VJP are :func:`.layernorm_numba.phi_row` / :func:`.layernorm_numba.vjp_row`. The trainer's hot
+path is :func:`sgd_step_fused`, a fusion of forward + cross_entropy + backward + the update: it works in
+place on Wᵀ with preallocated buffers (:class:`Workspace`), carries U's weight decay on the dU GEMM
+(U ← (1 − lr·λ_U)·U − lr·dscoresᵀX, one BLAS call with beta = 1 − lr·λ_U) and updates W by a scatter
+over the words of the batch, so a dense dW is never formed. The other in-place passes it uses
+(:func:`embed_layernorm`, :func:`cross_entropy_inplace`, :func:`layernorm_backward_inplace`,
+:func:`scatter_add`) are named for what they fuse.
 
-The three GEMMs are ~90% of a step at the fig4c size (bench sgd); the loops around them run in the
+The three GEMMs are ~90% of a step at the fig4c size (``python cli.py bench sgd``); they go to BLAS
+(``scipy.linalg.blas``, Fortran-ordered operands so nothing is copied). The loops around them run in the
 dtype of the data (float32 stays float32, so LLVM vectorizes them) with one reciprocal per row.
-
-:func:`sgd_step` fuses the update into the passes: the weight decay of U rides on the dU GEMM
-(U ← (1 − lr·λ_U)·U − lr·dscoresᵀX, one BLAS call with beta = 1 − lr·λ_U), and W is updated by a
-scatter over the words of the batch — a dense dW is never formed.
+Inputs are validated by :func:`.model.check_inputs` in the public entry points of the reference.
 """
 
+import dataclasses
 import math
 
 import numba
@@ -24,54 +30,47 @@ from numba import prange
 from scipy.linalg import blas
 
 from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl.feature_collapse.layernorm_numba import SUMS, phi_row, vjp_row
 
 _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
-# Reordering of sums (and fused multiply-adds) only: lets LLVM vectorize the row reductions of the
-# LayerNorm and the softmax. No assumption about NaN/inf and no approximate functions; the results
-# differ from the reference by rounding only (tests: 1e-10 relative in float64).
-SUMS = {"reassoc", "contract"}
 
+def _gemm(alpha, a, b, beta, c, trans_a=0, trans_b=0):
+    """c ← alpha·op(a)·op(b) + beta·c in place, op = transpose where asked; all operands
+    Fortran-ordered (C-ordered arrays passed transposed), so BLAS copies nothing."""
+    _GEMM[c.dtype](alpha, a, b, beta=beta, c=c, overwrite_c=1, trans_a=trans_a, trans_b=trans_b)
+
+
+def _rows(W):
+    """Wᵀ (nw, d) C-ordered: a view when W is Fortran-ordered (the trainer's layout), else a copy."""
+    return np.ascontiguousarray(W.T)
+
+
+# ---- fused, in-place passes (the trainer's) --------------------------------------------------------------
 
 @numba.njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
 def embed_layernorm(Wt, tokens, layernorm, eps, X, sigma):
-    """X[n, ℓd:(ℓ+1)d] = φ(w_{x_{n,ℓ}}) (or w itself when not `layernorm`); sigma[n, ℓ] = σ (eq. 18).
+    """Fusion of model.embed and layernorm.forward: X[n, ℓd:(ℓ+1)d] = φ(w_{x_{n,ℓ}}) (or w itself when
+    not `layernorm`), sigma[n, ℓ] = σ (1 without LayerNorm) (eqs. 17–18).
 
-    Wt (nw, d) = Wᵀ, one embedding per row; tokens (N, L); X (N, L·d) and sigma (N, L) outputs
-    (sigma is 1 without LayerNorm). Arithmetic in the dtype of X (``T``), so that float32 stays
-    float32 and LLVM vectorizes; division by σ is one reciprocal per word slot.
+    Wt (nw, d) = Wᵀ; tokens (N, L); outputs X (N, L·d), sigma (N, L). Parallel over word slots.
     """
     N, L = tokens.shape
     d = Wt.shape[1]
-    T = X.dtype.type
     slots = X.reshape(N * L, d)                                   # (N·L, d): one row per word slot
     sig = sigma.reshape(N * L)                                    # (N·L,)
     words = tokens.reshape(N * L)                                 # (N·L,)
-    inv_d = T(1.0 / d)
     for r in prange(N * L):
-        w = Wt[words[r]]                                          # (d,)
-        x = slots[r]                                              # (d,)
-        if not layernorm:
-            x[:] = w
+        if layernorm:
+            sig[r] = phi_row(Wt[words[r]], slots[r], eps)
+        else:
+            slots[r, :] = Wt[words[r]]
             sig[r] = 1
-            continue
-        mean = T(0)
-        for i in range(w.shape[0]):
-            mean += w[i]
-        mean *= inv_d
-        var = T(0)
-        for i in range(w.shape[0]):
-            var += (w[i] - mean) * (w[i] - mean)
-        s = T(math.sqrt(var * inv_d + eps))
-        inv_s = T(1) / s
-        for i in range(x.shape[0]):
-            x[i] = (w[i] - mean) * inv_s
-        sig[r] = s
 
 
 @numba.njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
 def _normalize_rows(E, labels, margin_rows, loss_rows):
-    """Second half of :func:`cross_entropy`, on E = exp(S − max): loss = log Σ_k E − margin and
+    """Second half of :func:`cross_entropy_inplace`, on E = exp(S − max): loss = log Σ_k E − margin and
     E ← E / (N Σ_k E) − onehot / N, i.e. (softmax − onehot)/N (the batch-mean loss's dscores)."""
     N, K = E.shape
     T = E.dtype.type
@@ -87,20 +86,18 @@ def _normalize_rows(E, labels, margin_rows, loss_rows):
         row[labels[n]] -= T(1) / N
 
 
-def cross_entropy(S, labels, loss_rows, correct_rows, margin_rows=None):
-    """In place: S ← (softmax(S) − onehot(labels)) / N; per-row loss and correctness (mean in caller).
+def cross_entropy_inplace(S, labels, loss_rows, correct_rows, margin_rows):
+    """:func:`cross_entropy` in place: S ← (softmax(S) − onehot(labels))/N; per-row loss and correctness.
 
-    Mirror of :func:`.model.cross_entropy`. S (N, K) scores in, dscores out; labels (N,);
-    loss_rows (N,), correct_rows (N,) outputs; margin_rows (N,) scratch. The row-wise argmax, shift
-    and exponential are NumPy's SIMD loops (a Numba loop calls scalar libm for exp, ~7x slower, and
-    does not vectorize the argmax); the normalization is compiled.
+    S (N, K) C-ordered scores in, dscores out; labels (N,); loss_rows (N,), correct_rows (N,) outputs;
+    margin_rows (N,) scratch. The row-wise argmax, shift and exponential are NumPy's SIMD loops (a Numba
+    loop calls scalar libm for exp, ~7× slower, and does not vectorize the argmax); the normalization is
+    compiled.
     """
     rows = np.arange(S.shape[0])
     best = S.argmax(axis=1)                                       # (N,)
     row_max = S[rows, best]                                       # (N,)
     correct_rows[:] = best == labels
-    if margin_rows is None:
-        margin_rows = np.empty(S.shape[0], np.float64)
     margin_rows[:] = S[rows, labels] - row_max                    # (N,) h(x)_y − max_k h(x)_k
     np.subtract(S, row_max[:, None], out=S)                       # (N, K) S − row max
     np.exp(S, out=S)                                              # (N, K) exp(S − row max)
@@ -108,36 +105,24 @@ def cross_entropy(S, labels, loss_rows, correct_rows, margin_rows=None):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
-def layernorm_backward(dX, X, sigma, L):
-    """In place, per word slot: dX ← (dX − mean(dX) − y·mean(dX ⊙ y)) / σ with y = X (φ's VJP).
+def layernorm_backward_inplace(dX, X, sigma, L):
+    """layernorm.backward in place on every word slot: dX ← Jᵀ dX with y = X (φ's VJP).
 
-    dX, X (N, L·d); sigma (N, L). Arithmetic in the dtype of X, one reciprocal of σ per slot.
+    dX, X (N, L·d); sigma (N, L).
     """
     N = dX.shape[0]
     d = dX.shape[1] // L
-    T = X.dtype.type
     gs = dX.reshape(N * L, d)                                     # (N·L, d)
     ys = X.reshape(N * L, d)                                      # (N·L, d)
     sig = sigma.reshape(N * L)                                    # (N·L,)
-    inv_d = T(1.0 / d)
     for r in prange(N * L):
-        g = gs[r]                                                 # (d,)
-        y = ys[r]                                                 # (d,)
-        mean_g = T(0)
-        mean_gy = T(0)
-        for i in range(g.shape[0]):
-            mean_g += g[i]
-            mean_gy += g[i] * y[i]
-        inv_s = T(1) / sig[r]
-        a = mean_g * inv_d * inv_s
-        b = mean_gy * inv_d * inv_s
-        for i in range(g.shape[0]):
-            g[i] = g[i] * inv_s - a - y[i] * b
+        vjp_row(gs[r], ys[r], sig[r], gs[r])
 
 
 @numba.njit(cache=True)
 def scatter_add(Wt, tokens, dX, scale):
-    """Wt[x_{n,ℓ}] += scale · dX[n, ℓd:(ℓ+1)d] for every word slot, in the order of np.add.at.
+    """Wt[x_{n,ℓ}] += scale · dX[n, ℓd:(ℓ+1)d] for every word slot, in the order of np.add.at (the
+    reference's dW = Σ over the batch's words).
 
     Sequential on purpose: words repeat within a batch, and a fixed order keeps the result
     deterministic (and equal to the reference's summation order).
@@ -171,61 +156,124 @@ class Workspace:
         return cls(N, L, d, dtype)
 
 
-def _gemm(alpha, a, b, beta, c, trans_a=0, trans_b=0):
-    """c ← alpha·op(a)·op(b) + beta·c in place, op = transpose where asked; all operands
-    Fortran-ordered (C-ordered arrays passed transposed), so BLAS copies nothing."""
-    _GEMM[c.dtype](alpha, a, b, beta=beta, c=c, overwrite_c=1, trans_a=trans_a, trans_b=trans_b)
+def _scores(Wt, U, tokens, layernorm, eps, ws):
+    """X (into ws) and scores (N, K) = X Uᵀ: one gather + φ pass, one GEMM (no copies)."""
+    embed_layernorm(Wt, tokens, layernorm, eps, ws.X, ws.sigma)          # X (N, L·d)
+    return _GEMM[Wt.dtype](1.0, U.T, ws.X.T, trans_a=1).T                 # (N, K) = (U Xᵀ)ᵀ, C-ordered
 
 
-def forward(Wt, U, tokens, *, layernorm_on=False, eps=0.0, ws=None):
-    """Scores (N, K) = X Uᵀ, and the workspace holding X and σ (mirror of model.forward).
-
-    Wt (nw, d) is Wᵀ, C-ordered; U (K, L·d) C-ordered.
-    """
-    N, L = tokens.shape
-    ws = Workspace.get(ws, N, L, Wt.shape[1], Wt.dtype)
-    embed_layernorm(Wt, tokens, layernorm_on, eps, ws.X, ws.sigma)      # X (N, L·d)
-    scores = _GEMM[Wt.dtype](1.0, U.T, ws.X.T, trans_a=1).T               # (N, K): (U Xᵀ)ᵀ, no copies
-    return scores, ws
-
-
-def backward_dX(dscores, U, ws, L, layernorm_on):
-    """dX (N, L·d) = dscores U, through φ when on; written into ws.dX (mirror of model.backward's
-    second half, before the scatter)."""
+def _dX(dscores, U, ws, L, layernorm):
+    """dX (N, L·d) = dscores U, through φ when on; written into ws.dX."""
     _gemm(1.0, U.T, dscores.T, 0.0, ws.dX.T)                              # (N, L·d)
-    if layernorm_on:
-        layernorm_backward(ws.dX, ws.X, ws.sigma, L)
+    if layernorm:
+        layernorm_backward_inplace(ws.dX, ws.X, ws.sigma, L)
     return ws.dX
 
 
-def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.0, eps=0.0):
-    """Mirror of :func:`.model.loss_and_grads` (inputs already checked there)."""
+def sgd_step_fused(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0, ws=None):
+    """Fusion of forward + cross_entropy + backward + the update of :func:`.model.sgd_step`, in place.
+
+    Wt (nw, d) = Wᵀ and U (K, L·d), both C-ordered, are updated in place: U by one GEMM carrying its
+    weight decay (beta = 1 − lr·λ_U), W by a scatter over the words of the batch (no dense dW).
+    Returns (loss before the step, number correct before the step, the workspace to pass next time).
+    """
     N, L = tokens.shape
-    Wt = np.ascontiguousarray(W.T)                                        # (nw, d)
-    U = np.ascontiguousarray(U)
-    scores, ws = forward(Wt, U, tokens, layernorm_on=layernorm, eps=eps)
-    cross_entropy(scores, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)          # scores ← dscores
+    ws = Workspace.get(ws, N, L, Wt.shape[1], Wt.dtype)
+    scores = _scores(Wt, U, tokens, layernorm, eps, ws)
+    cross_entropy_inplace(scores, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # scores ← dscores
+    dX = _dX(scores, U, ws, L, layernorm)                                  # uses U before its update
+    _gemm(-lr, ws.X.T, scores.T, 1.0 - lr * lam_U, U.T, trans_b=1)        # U ← (1−lr·λ_U)U − lr·dscoresᵀX
+    if lam_W:
+        Wt *= 1.0 - lr * lam_W
+    scatter_add(Wt, tokens, dX, Wt.dtype.type(-lr))                       # W ← W − lr·dW, word by word
+    return float(ws.loss_rows.mean()), int(ws.correct_rows.sum()), ws
+
+
+# ---- the reference's passes, one to one ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Cache:
+    """What :func:`backward` needs from :func:`forward`: the workspace (X, σ), U, the tokens, the sizes."""
+
+    ws: Workspace
+    U: np.ndarray
+    tokens: np.ndarray
+    nw: int
+    layernorm: bool
+
+
+def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Embedding lookup W ζ(x) (eqs. 13–14). W (d, nw), tokens (N, L); returns E of shape (N, L, d)."""
+    Wt = _rows(W)                                                         # (nw, d)
+    N, L = tokens.shape
+    X = np.empty((N, L * Wt.shape[1]), Wt.dtype)                          # (N, L·d)
+    embed_layernorm(Wt, tokens, False, 0.0, X, np.empty((N, L), Wt.dtype))
+    return X.reshape(N, L, -1)                                            # (N, L, d)
+
+
+def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool = False, eps: float = 0.0):
+    """Scores h(x) (eq. 17) or h*(x) (eq. 18): returns (scores of shape (N, K), :class:`Cache`)."""
+    N, L = tokens.shape
+    Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
+    ws = Workspace(N, L, Wt.shape[1], Wt.dtype)
+    scores = _scores(Wt, U, tokens, layernorm, eps, ws)                   # (N, K)
+    return scores, Cache(ws, U, tokens, Wt.shape[0], layernorm)
+
+
+def cross_entropy(scores: np.ndarray, labels: np.ndarray):
+    """Batch-mean softmax cross-entropy and dscores = (softmax − onehot)/N (twin of model.cross_entropy)."""
+    N = scores.shape[0]
+    S = np.array(scores, order="C")                                       # (N, K), becomes dscores
+    loss_rows, correct_rows, margin_rows = np.empty(N), np.empty(N, np.int64), np.empty(N)
+    cross_entropy_inplace(S, labels, loss_rows, correct_rows, margin_rows)
+    return float(loss_rows.mean()), S
+
+
+def backward(dscores: np.ndarray, cache: Cache):
+    """Gradients of the data term from dscores (twin of model.backward): dW (d, nw), dU (K, L·d)."""
+    ws, L = cache.ws, cache.tokens.shape[1]
+    dscores = np.ascontiguousarray(dscores, dtype=ws.X.dtype)             # (N, K)
+    dU = np.zeros_like(cache.U)                                           # (K, L·d)
+    _gemm(1.0, ws.X.T, dscores.T, 0.0, dU.T, trans_b=1)                   # dU = dscoresᵀ X
+    dX = _dX(dscores, cache.U, ws, L, cache.layernorm)                    # (N, L·d)
+    dWt = np.zeros((cache.nw, ws.X.shape[1] // L), ws.X.dtype)            # (nw, d)
+    scatter_add(dWt, cache.tokens, dX, dWt.dtype.type(1.0))
+    return dWt.T, dU
+
+
+def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.0, eps=0.0):
+    """Regularized empirical risk (eq. 2 / eq. 3) and its gradients (twin of model.loss_and_grads).
+
+    The weight decays ride on the passes: dU starts at λ_U·U and the GEMM adds dscoresᵀX (beta = 1);
+    dWᵀ starts at λ_W·Wᵀ and the scatter adds dX.
+    """
+    N, L = tokens.shape
+    Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
+    ws = Workspace(N, L, Wt.shape[1], Wt.dtype)
+    scores = _scores(Wt, U, tokens, layernorm, eps, ws)
+    cross_entropy_inplace(scores, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # scores ← dscores
     dU = lam_U * U                                                        # (K, L·d)
     _gemm(1.0, ws.X.T, scores.T, 1.0, dU.T, trans_b=1)                    # dU += dscoresᵀ X
-    dX = backward_dX(scores, U, ws, L, layernorm)
+    dX = _dX(scores, U, ws, L, layernorm)
     dWt = lam_W * Wt                                                      # (nw, d)
     scatter_add(dWt, tokens, dX, Wt.dtype.type(1.0))                      # dWᵀ += scatter of dX
     loss = ws.loss_rows.mean() + 0.5 * lam_W * float(np.vdot(W, W)) + 0.5 * lam_U * float(np.vdot(U, U))
     return float(loss), dWt.T, dU
 
 
-def sgd_step(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0, ws=None):
-    """Mirror of :func:`.model.sgd_step`, fused; returns (loss, correct, workspace).
+def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0):
+    """One SGD step in place, θ ← θ − lr (∂ℓ/∂θ + λ_θ θ) (twin of model.sgd_step); returns (loss, correct).
 
-    Wt (nw, d) = Wᵀ and U (K, L·d), both C-ordered, are updated in place: U by one GEMM carrying its
-    weight decay (beta = 1 − lr·λ_U), W by a scatter over the words of the batch (no dense dW).
+    Runs :func:`sgd_step_fused` on Wᵀ: in place when W is Fortran-ordered and U C-ordered (the trainer's
+    layouts), else on copies written back.
     """
-    N, L = tokens.shape
-    scores, ws = forward(Wt, U, tokens, layernorm_on=layernorm, eps=eps, ws=ws)
-    cross_entropy(scores, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)          # scores ← dscores
-    dX = backward_dX(scores, U, ws, L, layernorm)                         # uses U before its update
-    _gemm(-lr, ws.X.T, scores.T, 1.0 - lr * lam_U, U.T, trans_b=1)        # U ← (1−lr·λ_U)U − lr·dscoresᵀX
-    if lam_W:
-        Wt *= 1.0 - lr * lam_W
-    scatter_add(Wt, tokens, dX, Wt.dtype.type(-lr))                       # W ← W − lr·dW, word by word
-    return float(ws.loss_rows.mean()), int(ws.correct_rows.sum()), ws
+    w_view, u_view = W.T.flags.c_contiguous, U.flags.c_contiguous
+    Wt = W.T if w_view else np.ascontiguousarray(W.T)                     # (nw, d)
+    Uc = U if u_view else np.ascontiguousarray(U)                         # (K, L·d)
+    loss, correct, _ = sgd_step_fused(Wt, Uc, tokens, labels, lr=lr, lam_W=lam_W, lam_U=lam_U,
+                                      layernorm=layernorm, eps=eps)
+    if not w_view:
+        W[...] = Wt.T
+    if not u_view:
+        U[...] = Uc
+    return loss, correct

@@ -6,8 +6,8 @@ n_spl = 5; observed 1.41 ± 0.13) and 0.61602 for K = 50 (n_spl = 100; observed 
 u_{k,ℓ} of norm c′ = √(τ/(KL)). The theorem is about the true risk with K = nc^L latent variables; these
 are finite samples with K ≪ nc^L, which is why the comparison is a prediction, not a check.
 
-``--train`` trains h with figure 3's settings (:data:`refimpl.figures.feature_collapse.PRESETS`, K and
-n_spl changed for the second setting, the same 1200 epochs) and reports the observed mean ± std.
+``--train`` trains h with figure 3's settings (:data:`.settings.PRESETS`, K and n_spl changed for the
+second setting, the same 1200 epochs) and reports the observed mean ± std.
 """
 
 import dataclasses
@@ -16,14 +16,13 @@ from typing import Literal
 import numpy as np
 
 from refimpl.errors import require
-from refimpl.feature_collapse import collapse, theory
+from refimpl.feature_collapse import collapse, sgd, theory
+from refimpl.feature_collapse.settings import PREDICTIONS, PRESETS
 from refimpl.registry import Spec, option
 
-NC, NW, L, LAM = 3, 1200, 15, 1e-3   # section 2.1 / 3.1 (the fig3 preset's values)
-SETTINGS = {
-    "fig3": {"K": 1000, "n_spl": 5, "paper_prediction": 1.42214, "paper_observed": (1.41, 0.13)},
-    "k50": {"K": 50, "n_spl": 100, "paper_prediction": 0.61602, "paper_observed": (0.61, 0.06)},
-}
+FIG3 = PRESETS["fig3"]
+NC, NW, L, LAM = FIG3.nc, FIG3.nw, FIG3.L, FIG3.lam                     # section 2.1 / 3.1
+SETTINGS = PREDICTIONS
 
 
 @dataclasses.dataclass
@@ -46,13 +45,11 @@ def prediction(K: int) -> dict:
 
 def observe(name: str, config: PredictConfig, progress: bool, log=None) -> dict:
     """Train h with figure 3's preset (K, n_spl of setting `name`): observed norms and accuracies."""
-    from refimpl.figures.feature_collapse import train_preset
-
     setting = SETTINGS[name]
     overrides = {"K": setting["K"], "n_spl": setting["n_spl"], "seed": config.seed}
     if config.epochs:
         overrides["epochs"] = config.epochs
-    task, result = train_preset("fig3", progress=progress, log=log, **overrides)
+    task, result = sgd.train_preset("fig3", progress=progress, log=log, **overrides)
     W, U = np.asarray(result.W, dtype=np.float64), np.asarray(result.U, dtype=np.float64)
     word_mean, word_std = collapse.norm_stats(W.T)                        # rows: w_{(α,β)}
     u_mean, u_std = collapse.norm_stats(collapse.u_vectors(U, task.Z)[0])  # rows: u_{k,ℓ}

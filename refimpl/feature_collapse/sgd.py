@@ -12,7 +12,6 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -20,41 +19,9 @@ from refimpl import fileio, progress
 from refimpl.errors import InputError, require
 from refimpl.feature_collapse import model
 from refimpl.feature_collapse.data import Task
-from refimpl.registry import option
-from refimpl.validate import positive_int
+from refimpl.feature_collapse.settings import PRESETS, FeatureCollapseConfig, TrainConfig
 
 _INIT_STREAM, _SHUFFLE_STREAM = 1, 2
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run; defaults are the authors' (paper 1, section 2)."""
-
-    d: int = option(100, "embedding dimension")
-    lr: float = option(0.1, "learning rate (constant)")
-    batch: int = option(100, "mini-batch size")
-    epochs: int = option(500, "epochs")
-    lam: float = option(1e-3, "weight decay λ")
-    decay_W: bool = option(True, "weight decay on W too: eq. (2) for h; eq. (3) (h*) has none")
-    layernorm: bool = option(False, "h* (LayerNorm) instead of h")
-    eps: float = option(1e-5, "LayerNorm eps (1e-5: the authors' PyTorch runs; 0: the paper's φ)")
-    init_scale: float = option(1e-3, "initialization = PyTorch default × init_scale")
-    dtype: Literal["float32", "float64"] = option("float32", "arithmetic")
-    backend: Literal["numba", "numpy"] = option("numba", "compiled kernels or the NumPy reference")
-    seed: int = option(0, "seed of data, initialization and shuffling")
-    test_every: int = option(50, "test accuracy every this many epochs (and at the first and last)")
-
-    def __post_init__(self):
-        for name in ("d", "batch", "test_every"):
-            positive_int(name, getattr(self, name))
-        require(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
-        require(self.lr > 0 and np.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
-        require(self.lam >= 0, f"lam must be >= 0, got {self.lam}")
-        require(self.eps >= 0, f"eps must be >= 0, got {self.eps}")
-        require(self.init_scale > 0, f"init_scale must be > 0, got {self.init_scale}")
-        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        require(self.dtype in ("float32", "float64"), f"unknown dtype {self.dtype!r}")
-        require(self.backend in model.BACKENDS, f"unknown backend {self.backend!r}")
 
 
 @dataclasses.dataclass
@@ -96,17 +63,22 @@ def init_params(nw: int, d: int, K: int, L: int, *, seed: int = 0, scale: float 
     return np.asfortranarray(W, dtype=dtype), np.ascontiguousarray(U, dtype=dtype)
 
 
-def _stepper(W, U, cfg: TrainConfig):
-    """One SGD step on a batch, in place on W, U: returns (batch-mean loss, number correct)."""
-    lam_W = cfg.lam if cfg.decay_W else 0.0
-    kw = dict(lr=cfg.lr, lam_W=lam_W, lam_U=cfg.lam, layernorm=cfg.layernorm, eps=cfg.eps)
+def stepper(W, U, cfg: TrainConfig):
+    """``step(tokens, labels) -> (batch-mean loss, number correct)``: one SGD step in place on W, U.
+
+    numpy: :func:`refimpl.feature_collapse.model.sgd_step`; numba: its fused twin
+    :func:`refimpl.feature_collapse.model_numba.sgd_step_fused` on Wᵀ (a C-ordered view of the F-ordered
+    W) with one workspace reused across steps.
+    """
+    kw = cfg.step_settings()
     if cfg.backend == "numpy":
         return lambda tokens, labels: model.sgd_step(W, U, tokens, labels, **kw)
-    from refimpl.feature_collapse import model_numba as kernels
+    from refimpl.feature_collapse import model_numba
     workspace = [None]
 
     def step(tokens, labels):
-        loss, correct, workspace[0] = kernels.sgd_step(W.T, U, tokens, labels, ws=workspace[0], **kw)
+        loss, correct, workspace[0] = model_numba.sgd_step_fused(W.T, U, tokens, labels, ws=workspace[0],
+                                                                 **kw)
         return loss, correct
     return step
 
@@ -147,7 +119,7 @@ def train(task: Task, cfg: TrainConfig, *, show_progress: bool = False, checkpoi
         require(checkpoint is not None, "resume needs a checkpoint path")
         W, U, history = load_checkpoint(checkpoint, task, cfg)
         first = len(history) + 1
-    step = _stepper(W, U, cfg)
+    step = stepper(W, U, cfg)
     t0 = time.perf_counter()
     with progress.bar(max(cfg.epochs - first + 1, 0), "train", show_progress) as bar:
         for epoch in range(first, cfg.epochs + 1):
@@ -192,3 +164,22 @@ def load_checkpoint(path, task: Task, cfg: TrainConfig):
     require(len(history) <= cfg.epochs,
             f"checkpoint {path} is at epoch {len(history)}, beyond epochs = {cfg.epochs}")
     return np.asfortranarray(W), np.ascontiguousarray(U), history
+
+
+def train_run(cfg: FeatureCollapseConfig, progress: bool = False, log=None):
+    """Build the task of a figure's configuration and train on it (checkpoint and resume as it says).
+
+    Returns
+    -------
+    task : refimpl.feature_collapse.data.Task
+    result : TrainResult
+    """
+    task = cfg.make_task()
+    result = train(task, cfg.train_config(), show_progress=progress, log=log,
+                   checkpoint=cfg.checkpoint or None, resume=cfg.resume)
+    return task, result
+
+
+def train_preset(name: str, progress: bool = False, log=None, **overrides):
+    """:func:`train_run` on the authors' run `name` (:data:`settings.PRESETS`), fields overridden."""
+    return train_run(dataclasses.replace(PRESETS[name], **overrides), progress, log)

@@ -23,7 +23,8 @@ from scipy.optimize import least_squares
 
 from refimpl import plotting
 from refimpl.errors import require
-from refimpl.feature_collapse import collapse, theory
+from refimpl.feature_collapse import collapse, sgd, theory
+from refimpl.feature_collapse.settings import PRESETS
 from refimpl.registry import Spec, option
 
 
@@ -99,10 +100,8 @@ def caption(nc: int, L: int, K: int, mu, lam: float, fit: dict, u_mean: float) -
 
 def run(config: Theorem2NormsConfig, ctx) -> dict:
     """Train figure 4(a)'s network, fit relation (7) to its word norms, draw theorem2-norms.png/.json."""
-    from refimpl.figures.feature_collapse import PRESETS, train_preset
-
     t0 = time.perf_counter()
-    task, result = train_preset("fig4a", progress=ctx.progress, log=ctx.info, **config.overrides())
+    task, result = sgd.train_preset("fig4a", progress=ctx.progress, log=ctx.info, **config.overrides())
     preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
     nc, sc, L, lam = task.nc, task.sc, task.L, preset.lam
     W, U = np.asarray(result.W, dtype=np.float64), np.asarray(result.U, dtype=np.float64)

@@ -17,12 +17,14 @@ def _problem(rng, nc=3, sc=4, L=5, K=7, d=6, n_spl=3):
     return W, U, tokens, labels
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("ln", [False, True], ids=["h", "h*"])
 @pytest.mark.parametrize("eps", [0.0, 1e-5])
 @pytest.mark.parametrize("shape", [dict(), dict(nc=2, sc=1, L=1, K=2, d=2), dict(nc=4, sc=3, L=3, K=20, d=9)])
-def test_gradients_match_central_differences(ln, eps, shape, rng):
+def test_gradients_match_central_differences(backend, ln, eps, shape, rng):
+    """The reference's gradients, and the twin's (default backend), against central differences."""
     W, U, tokens, labels = _problem(rng, **shape)
-    kw = dict(layernorm=ln, lam_W=0.0 if ln else 0.3, lam_U=0.2, eps=eps)
+    kw = dict(layernorm=ln, lam_W=0.0 if ln else 0.3, lam_U=0.2, eps=eps, backend=backend)
     _, dW, dU = model.loss_and_grads(W, U, tokens, labels, **kw)
     directional_check(lambda p: model.loss_and_grads(p[0], p[1], tokens, labels, **kw)[0],
                       [W, U], [dW, dU], rng)
@@ -30,7 +32,7 @@ def test_gradients_match_central_differences(ln, eps, shape, rng):
 
 def test_checker_fails_on_a_perturbed_gradient(rng):
     W, U, tokens, labels = _problem(rng)
-    _, dW, dU = model.loss_and_grads(W, U, tokens, labels, layernorm=True)
+    _, dW, dU = model.loss_and_grads(W, U, tokens, labels, layernorm=True, backend="numpy")
     dU_wrong = dU.copy()
     dU_wrong[0, 0] += 1e-3
     with pytest.raises(AssertionError, match="finite differences"):
@@ -51,7 +53,7 @@ def test_forward_equals_frobenius_form_of_eq_20(ln, rng):
     W, U, tokens, _ = _problem(rng)
     d, nw = W.shape
     K, L = U.shape[0], tokens.shape[1]
-    scores, _ = model.forward(W, U, tokens, layernorm_on=ln)
+    scores, _ = model.forward(W, U, tokens, layernorm=ln)
     for n in range(len(tokens)):
         E = W @ _one_hot_sentence(tokens[n], nw)                                    # (d, L) eq. (14)
         if ln:
@@ -65,13 +67,14 @@ def test_loss_is_mean_cross_entropy_plus_both_penalties(rng):
     scores, _ = model.forward(W, U, tokens)
     p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
     expected = -np.mean(np.log(p[np.arange(len(labels)), labels])) + 0.05 * np.sum(W**2) + 0.1 * np.sum(U**2)
-    loss, _, _ = model.loss_and_grads(W, U, tokens, labels, lam_W=0.1, lam_U=0.2)
+    loss, _, _ = model.loss_and_grads(W, U, tokens, labels, lam_W=0.1, lam_U=0.2, backend="numpy")
     assert loss == pytest.approx(expected, rel=1e-12)
 
 
-def test_dW_is_zero_for_words_absent_from_the_batch(rng):
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_dW_is_zero_for_words_absent_from_the_batch(backend, rng):
     W, U, tokens, labels = _problem(rng, sc=10, n_spl=1)
-    _, dW, _ = model.loss_and_grads(W, U, tokens, labels)
+    _, dW, _ = model.loss_and_grads(W, U, tokens, labels, backend=backend)
     absent = np.setdiff1d(np.arange(W.shape[1]), tokens)
     assert absent.size > 0
     np.testing.assert_array_equal(dW[:, absent], 0.0)

@@ -1,89 +1,177 @@
-"""The Numba mirror of h/h* against the NumPy reference: loss and gradients, one fused SGD step."""
+"""model_numba against the reference model, pass by pass: embed, forward, cross_entropy, backward,
+loss_and_grads, sgd_step (and its fused form), at several shapes including degenerate ones.
+
+float64 agreement is 1e-12 relative to the reference's largest entry. float32: the twin accumulates in
+float32 in another order than NumPy's pairwise sums and multiplies by reciprocals where the reference
+divides; the deviations measured here are ≲ 2e-6, the tolerance is 2e-5.
+"""
 
 import numpy as np
 import pytest
 
-from refimpl.feature_collapse import data, model, sgd
-from refimpl.feature_collapse import model_numba as kernels
+from refimpl.feature_collapse import data, model, model_numba, settings, sgd
 
-# float32: the kernels accumulate in float32 in another order than NumPy (pairwise sums) and multiply
-# by reciprocals where the reference divides; measured max relative deviations are ~1e-6 here.
-TOL = {np.float64: 1e-10, np.float32: 2e-5}
+TOL = {np.float64: 1e-12, np.float32: 2e-5}
+# (N, L, d, nw, K): the fig-3-like small case, degenerate ones (one sentence, one position, d = 2, one or
+# two classes) and a larger one.
+SHAPES = [(12, 5, 6, 12, 7), (1, 1, 2, 3, 1), (1, 1, 2, 4, 2), (3, 1, 3, 2, 2), (160, 6, 16, 20, 40)]
+IDS = ["small", "N1-L1-d2-K1", "N1-L1-d2-K2", "L1-d3-K2", "larger"]
 
 
-def _problem(rng, dtype, nc=3, sc=4, L=5, K=7, d=6, n_spl=3, freq="zipf"):
-    Z = data.latent_variables(nc, L, K, rng)
-    tokens, labels = data.sample_sentences(Z, data.word_frequencies(sc, freq), n_spl, rng)
-    W = rng.standard_normal((d, nc * sc)).astype(dtype)
-    U = (rng.standard_normal((K, L * d)) * 0.5).astype(dtype)
+def _problem(rng, dtype, N, L, d, nw, K):
+    W = rng.standard_normal((d, nw)).astype(dtype)                        # (d, nw)
+    U = (0.5 * rng.standard_normal((K, L * d))).astype(dtype)             # (K, L·d)
+    tokens = rng.integers(0, nw, size=(N, L))                             # (N, L)
+    labels = rng.integers(0, K, size=N)                                   # (N,)
     return W, U, tokens, labels
 
 
-def _assert_close(got, want, tol, name, scale=None):
-    scale = scale or max(float(np.max(np.abs(want))), 1e-300)
-    err = float(np.max(np.abs(np.asarray(got, np.float64) - want))) / scale
+def rel_err(got, want, scale=None) -> float:
+    """max |got − want| / max |want| (or / `scale`)."""
+    want = np.asarray(want, dtype=np.float64)
+    scale = scale if scale is not None else float(np.max(np.abs(want)))
+    return float(np.max(np.abs(np.asarray(got, dtype=np.float64) - want))) / max(scale, 1e-300)
+
+
+def assert_close(got, want, tol, name, scale=None):
+    err = rel_err(got, want, scale)
     assert err <= tol, f"{name}: max relative deviation {err:.3e} > {tol:.0e}"
 
 
-SHAPES = [dict(), dict(nc=2, sc=1, L=1, K=2, d=2, n_spl=1), dict(nc=4, sc=5, L=6, K=40, d=16, n_spl=4)]
+dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32])
+shapes = pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+networks = pytest.mark.parametrize("ln", [False, True], ids=["h", "h*"])
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("ln", [False, True], ids=["h", "h*"])
-@pytest.mark.parametrize("shape", SHAPES, ids=["small", "degenerate", "larger"])
-def test_loss_and_grads_numba_equals_numpy(dtype, ln, shape, rng):
-    W, U, tokens, labels = _problem(rng, dtype, **shape)
+@dtypes
+@shapes
+def test_embed(dtype, shape, rng):
+    W, _, tokens, _ = _problem(rng, dtype, *shape)
+    got = model_numba.embed(W, tokens)
+    assert got.shape == model.embed(W, tokens).shape and got.dtype == dtype
+    np.testing.assert_array_equal(got, model.embed(W, tokens))           # a gather: exact
+
+
+@dtypes
+@shapes
+@networks
+def test_forward(dtype, shape, ln, rng):
+    W, U, tokens, _ = _problem(rng, dtype, *shape)
+    want, _ = model.forward(W, U, tokens, layernorm=ln, eps=1e-5)
+    got, _ = model_numba.forward(W, U, tokens, layernorm=ln, eps=1e-5)
+    assert got.shape == want.shape and got.dtype == dtype
+    assert_close(got, want, TOL[dtype], "scores")
+
+
+@dtypes
+@shapes
+def test_cross_entropy(dtype, shape, rng):
+    N, K = shape[0], shape[4]
+    scores = (3 * rng.standard_normal((N, K))).astype(dtype)
+    labels = rng.integers(0, K, size=N)
+    loss, dscores = model.cross_entropy(scores.copy(), labels)
+    got_loss, got_dscores = model_numba.cross_entropy(scores, labels)
+    assert got_loss == pytest.approx(loss, rel=TOL[dtype], abs=TOL[dtype])
+    assert got_dscores.shape == dscores.shape
+    assert np.max(np.abs(got_dscores - dscores)) <= TOL[dtype] * max(np.max(np.abs(dscores)), 1.0 / N)
+
+
+@dtypes
+@shapes
+@networks
+def test_backward_with_random_upstream_gradient(dtype, shape, ln, rng):
+    """Random dscores (not the softmax's): every path of the backward pass is exercised."""
+    W, U, tokens, _ = _problem(rng, dtype, *shape)
+    dscores = rng.standard_normal((shape[0], shape[4])).astype(dtype)     # (N, K)
+    _, cache = model.forward(W, U, tokens, layernorm=ln, eps=1e-5)
+    dW, dU = model.backward(dscores, cache)
+    _, twin_cache = model_numba.forward(W, U, tokens, layernorm=ln, eps=1e-5)
+    got_dW, got_dU = model_numba.backward(dscores, twin_cache)
+    assert got_dW.shape == dW.shape and got_dU.shape == dU.shape
+    assert_close(got_dU, dU, TOL[dtype], "dU")
+    # dW through φ with d = 2 is zero up to rounding (φ is constant on each half-line of R²): judged at dU's
+    # scale there, at its own otherwise.
+    scale = max(np.max(np.abs(dU)), np.max(np.abs(dW))) if ln and shape[2] == 2 else None
+    assert_close(got_dW, dW, TOL[dtype], "dW", scale)
+
+
+@dtypes
+@shapes
+@networks
+def test_loss_and_grads(dtype, shape, ln, rng):
+    W, U, tokens, labels = _problem(rng, dtype, *shape)
     kw = dict(layernorm=ln, lam_W=0.0 if ln else 0.3, lam_U=0.2, eps=1e-5)
-    ref = model.loss_and_grads(W, U, tokens, labels, **kw)
-    got = model.loss_and_grads(W, U, tokens, labels, backend="numba", **kw)
-    _assert_close(got[0], ref[0], TOL[dtype], "loss")
-    # one scale for both gradients: with d = 2 and the LayerNorm, dW is zero up to rounding (φ is
-    # locally constant on R², see test_layernorm), so its own maximum is no yardstick
-    grad_scale = max(float(np.max(np.abs(ref[1]))), float(np.max(np.abs(ref[2]))))
+    ref = model.loss_and_grads(W, U, tokens, labels, backend="numpy", **kw)
+    got = model_numba.loss_and_grads(W, U, tokens, labels, **kw)
+    assert got[0] == pytest.approx(ref[0], rel=TOL[dtype])
+    scale = max(np.max(np.abs(ref[1])), np.max(np.abs(ref[2])))          # dW alone may vanish (d = 2, K = 1)
     for name, g, r in zip(("dW", "dU"), got[1:], ref[1:], strict=True):
-        _assert_close(g, np.asarray(r, np.float64), TOL[dtype], name, grad_scale)
-    assert got[1].shape == W.shape and got[2].shape == U.shape
-    assert got[1].dtype == dtype and got[2].dtype == dtype
+        assert g.shape == r.shape and g.dtype == dtype
+        assert_close(g, r, TOL[dtype], name, scale)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("ln", [False, True], ids=["h", "h*"])
-def test_fused_sgd_step_equals_reference_step(dtype, ln, rng):
-    W, U, tokens, labels = _problem(rng, dtype, K=30, n_spl=4)
+def test_loss_and_grads_routes_to_the_twin_by_default(rng):
+    W, U, tokens, labels = _problem(rng, np.float64, *SHAPES[0])
+    by_default = model.loss_and_grads(W, U, tokens, labels, layernorm=True, lam_U=0.1)
+    twin = model_numba.loss_and_grads(W, U, tokens, labels, layernorm=True, lam_U=0.1)
+    assert by_default[0] == twin[0]
+    np.testing.assert_array_equal(by_default[1], twin[1])
+
+
+@dtypes
+@shapes
+@networks
+@pytest.mark.parametrize("layout", ["trainer", "C-ordered"])
+def test_sgd_step(dtype, shape, ln, layout, rng):
+    """The twin's sgd_step updates W and U in place as the reference's does, in either memory layout."""
+    W, U, tokens, labels = _problem(rng, dtype, *shape)
     kw = dict(lr=0.1, lam_W=0.0 if ln else 0.01, lam_U=0.02, layernorm=ln, eps=1e-5)
     W_ref, U_ref = W.copy(), U.copy()
     loss_ref, correct_ref = model.sgd_step(W_ref, U_ref, tokens, labels, **kw)
-    W_k = np.asfortranarray(W)                                  # the trainer's layout: Wᵀ C-ordered
+    W_k = np.asfortranarray(W) if layout == "trainer" else np.ascontiguousarray(W)
     U_k = U.copy()
-    loss_k, correct_k, _ = kernels.sgd_step(W_k.T, U_k, tokens, labels, **kw)
+    loss_k, correct_k = model_numba.sgd_step(W_k, U_k, tokens, labels, **kw)
     assert correct_k == correct_ref
     assert loss_k == pytest.approx(loss_ref, rel=TOL[dtype])
-    _assert_close(W_k, W_ref.astype(np.float64), TOL[dtype], "W after the step")
-    _assert_close(U_k, U_ref.astype(np.float64), TOL[dtype], "U after the step")
+    assert_close(W_k, W_ref, TOL[dtype], "W after the step")
+    assert_close(U_k, U_ref, TOL[dtype], "U after the step")
+
+
+@dtypes
+def test_sgd_step_fused_reuses_its_workspace_and_matches_steps_of_the_reference(dtype, rng):
+    W, U, tokens, labels = _problem(rng, dtype, *SHAPES[0])
+    kw = dict(lr=0.2, lam_W=0.01, lam_U=0.02, layernorm=True, eps=1e-5)
+    W_ref, U_ref = W.copy(), U.copy()
+    Wf, Uf = np.asfortranarray(W), U.copy()
+    ws = None
+    for _ in range(3):
+        loss_ref, correct_ref = model.sgd_step(W_ref, U_ref, tokens, labels, **kw)
+        loss, correct, ws_next = model_numba.sgd_step_fused(Wf.T, Uf, tokens, labels, ws=ws, **kw)
+        assert ws is None or ws_next is ws
+        ws = ws_next
+        assert correct == correct_ref and loss == pytest.approx(loss_ref, rel=TOL[dtype])
+    assert_close(Wf, W_ref, TOL[dtype], "W after three steps")
+    assert_close(Uf, U_ref, TOL[dtype], "U after three steps")
+
+
+def test_cross_entropy_is_stable_for_large_scores(rng):
+    """Scores of ±1e4 must give finite losses equal to the reference's log-sum-exp."""
+    S = rng.standard_normal((5, 9)) * 1e4
+    labels = rng.integers(0, 9, 5)
+    ref_loss, ref_grad = model.cross_entropy(S.copy(), labels)
+    loss, grad = model_numba.cross_entropy(S, labels)
+    assert np.isfinite(loss) and loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-15)
 
 
 def test_two_epochs_of_training_agree_across_backends_in_float64():
     task = data.make_task(3, 12, 4, 20, 4, freq="zipf", seed=3)
     results = {}
     for backend in ("numpy", "numba"):
-        cfg = sgd.TrainConfig(d=8, epochs=2, batch=16, dtype="float64", backend=backend, layernorm=True,
-                              decay_W=False, lr=0.5)
+        cfg = settings.TrainConfig(d=8, epochs=2, batch=16, dtype="float64", backend=backend, layernorm=True,
+                                   decay_W=False, lr=0.5)
         results[backend] = sgd.train(task, cfg)
     a, b = results["numpy"], results["numba"]
     np.testing.assert_allclose(b.W, a.W, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(b.U, a.U, rtol=1e-12, atol=1e-15)
     assert [h["train_accuracy"] for h in a.history] == [h["train_accuracy"] for h in b.history]
-
-
-def test_cross_entropy_kernel_is_stable_for_large_scores(rng):
-    """Scores of ±1e4 must give finite losses equal to the reference's log-sum-exp."""
-    S = rng.standard_normal((5, 9)) * 1e4
-    labels = rng.integers(0, 9, 5)
-    ref_loss, ref_grad = model.cross_entropy(S.copy(), labels)
-    G = S.copy()
-    loss_rows, correct = np.empty(5), np.empty(5, np.int64)
-    kernels.cross_entropy(G, labels, loss_rows, correct)
-    assert np.all(np.isfinite(loss_rows))
-    assert loss_rows.mean() == pytest.approx(ref_loss, rel=1e-12)
-    np.testing.assert_allclose(G, ref_grad, atol=1e-15)
-    np.testing.assert_array_equal(correct, S.argmax(axis=1) == labels)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from refimpl.errors import InputError
-from refimpl.feature_collapse import data, sgd
+from refimpl.feature_collapse import data, settings, sgd
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def task():
 
 def _cfg(**kw):
     base = dict(d=16, epochs=4, batch=20, lr=0.5, layernorm=True, decay_W=False, test_every=2)
-    return sgd.TrainConfig(**{**base, **kw})
+    return settings.TrainConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize("ln", [False, True], ids=["h", "h*"])

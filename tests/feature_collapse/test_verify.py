@@ -171,7 +171,7 @@ def test_predict_prints_the_published_norms():
 
 
 def _fake_trainer(norm_w, norm_u, seen):
-    """A stand-in for feature_collapse.train_preset: type-I-like weights with known norms."""
+    """A stand-in for sgd.train_preset: type-I-like weights with known norms."""
     def train_preset(name, progress=False, log=None, **overrides):
         seen.append((name, overrides))
         nc, nw, L, d = 3, 1200, 15, 6
@@ -186,7 +186,7 @@ def _fake_trainer(norm_w, norm_u, seen):
 
 
 def test_predict_train_reports_the_trained_norms(monkeypatch, capsys):
-    import refimpl.figures.feature_collapse as fc
+    from refimpl.feature_collapse import sgd as fc
     seen = []
     monkeypatch.setattr(fc, "train_preset", _fake_trainer(1.4, 0.4, seen))
     records = predict.run(predict.PredictConfig(train=True, epochs=7), QUIET)
@@ -202,7 +202,7 @@ def test_theorem2_figure_recovers_the_scales_of_relation_7(monkeypatch, tmp_path
     """Word norms r_β on a grid, and frequencies from relation (7) written out (not through the figure's
     solver): µ_β = (λ/L)(r_β/c)(nc − 1 + exp(nc c r_β/(nc − 1))), c = 0.8 (the fit does not need Σµ = 1).
     The fit gives back A = λ/(Lc), B = nc c/(nc − 1) with R² = 1, and the caption finds c consistent."""
-    import refimpl.figures.feature_collapse as fc
+    from refimpl.feature_collapse import sgd as fc
     nc, sc, L, d, lam, c = 3, 400, 15, 6, 1e-3, 0.8
     r = np.linspace(3.0, 0.2, sc)                                         # (sc,) decreasing word norms
     mu = lam / L * (r / c) * (nc - 1 + np.exp(nc / (nc - 1) * c * r))   # (sc,) eq. (7) solved for µ_β

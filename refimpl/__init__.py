@@ -5,4 +5,7 @@ Readable NumPy reference passes next to Numba kernels that mirror them; see docs
 each equation to the function that implements it.
 """
 
+from refimpl.errors import InputError, RunError
+
 __version__ = "0.1.0"
+__all__ = ["InputError", "RunError", "__version__"]

@@ -31,13 +31,19 @@ def close(fig) -> None:
 
 
 def save_figure(out_dir, name: str, fig, summary: dict):
-    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic), figure closed.
+    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic, strict JSON), the
+    figure closed.
 
-    Returns the path of the PNG.
+    Machine-dependent numbers (wall times) go under ``summary["timing"]``: they are written to a separate
+    ``out_dir/name.timing.json`` (git-ignored), so that regenerating a committed figure with the same seed on
+    the same machine leaves ``name.json`` byte-identical. Returns the path of the PNG.
     """
+    record = {k: v for k, v in summary.items() if k != "timing"}
     try:
         png = fileio.save_png(out_dir / f"{name}.png", fig)
     finally:
         close(fig)
-    fileio.write_json(out_dir / f"{name}.json", summary)
+    fileio.write_json(out_dir / f"{name}.json", record)
+    if "timing" in summary:
+        fileio.write_json(out_dir / f"{name}.timing.json", summary["timing"])
     return png

@@ -4,14 +4,21 @@ Each item is a :class:`Spec`: a name, a dataclass of options whose defaults are 
 (the CLI turns every field into an option, its ``metadata["help"]`` into the help text) and a run
 function ``run(config, ctx)``. Registries are plain ``{name: Spec}`` dictionaries built from an
 explicit list of modules, each exposing a list ``SPECS``; nothing is discovered by ``exec``/``eval``.
+
+A figure run with the paper's settings (:func:`is_paper_setting`) writes into ``figures/``; with any
+setting changed, into ``runs/<name>/`` (git-ignored), so that the committed figures change only on purpose.
 """
 
 import dataclasses
 import importlib
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from refimpl import fileio
+
+FIGURES_DIR = Path("figures")
+RUNS_DIR = Path("runs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,35 +35,61 @@ class Spec:
     run: Callable
     help: str = ""
 
+    def defaults(self):
+        """The configuration with every option at its default (the paper's settings)."""
+        return self.config() if isinstance(self.config, type) else self.config
+
 
 @dataclasses.dataclass
 class Context:
     """What a run needs from its caller: where to write, whether to draw a progress bar, how to print.
 
-    ``emit(text, record)`` prints ``text`` for a human, or ``record`` as one JSON line when ``json``
-    is set (records only: a ``None`` record prints nothing in JSON mode).
+    ``emit(text, record)`` prints ``text`` for a human, or ``record`` as one strict JSON line when ``json``
+    is set (records only: a ``None`` record prints nothing in JSON mode). ``info`` is a side remark on
+    stderr, silent with ``quiet`` or ``json``.
     """
 
-    out_dir: Path = Path("figures")
+    out_dir: Path = FIGURES_DIR
     progress: bool = True
     json: bool = False
+    quiet: bool = False
 
     def emit(self, text: str, record: dict | None = None) -> None:
         if self.json:
             if record is not None:
-                print(json.dumps(record, default=float), flush=True)
+                print(fileio.dumps(record, indent=None), flush=True)
         else:
             print(text, flush=True)
 
     def info(self, text: str) -> None:
         """A side remark for a human (stderr, so that JSON on stdout stays clean)."""
-        if not self.json:
+        if not (self.json or self.quiet):
             print(text, file=sys.stderr, flush=True)
 
 
-def option(default, help: str):
-    """A config dataclass field with its CLI help text: ``x: int = option(3, "what x is")``."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def option(default, help: str, result: bool = True):
+    """A config dataclass field with its CLI help text: ``x: int = option(3, "what x is")``.
+
+    ``result=False`` marks a field that does not change what the run computes (a checkpoint path): it is
+    left out when deciding whether a run has the paper's settings.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "result": result})
+
+
+def result_settings(config) -> dict:
+    """The fields of `config` that determine its result, as a dict."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.metadata.get("result", True)}
+
+
+def is_paper_setting(spec: Spec, config) -> bool:
+    """Whether `config` computes what the spec's defaults (the paper's settings) compute."""
+    return result_settings(config) == result_settings(spec.defaults())
+
+
+def default_out_dir(spec: Spec, config) -> Path:
+    """``figures/`` for the paper's settings, ``runs/<name>/`` for anything else."""
+    return FIGURES_DIR if is_paper_setting(spec, config) else RUNS_DIR / spec.name
 
 
 def collect(module_names) -> dict[str, Spec]:
@@ -72,7 +105,8 @@ def collect(module_names) -> dict[str, Spec]:
 
 # The modules that contribute to each registry (append here when adding a family).
 FIGURE_MODULES = ["refimpl.figures.feature_collapse", "refimpl.figures.theorem2_norms",
-                  "refimpl.figures.dufm_theory", "refimpl.figures.dufm_training"]
+                  "refimpl.figures.dufm_thresholds", "refimpl.figures.dufm_hessian",
+                  "refimpl.figures.dufm_rank", "refimpl.figures.dufm_prevalence", "refimpl.figures.dufm_relu"]
 BENCH_MODULES = ["refimpl.bench.sgd", "refimpl.bench.exact", "refimpl.bench.dufm"]
 CHECK_MODULES: list[str] = ["refimpl.feature_collapse.verify"]
 

@@ -63,8 +63,10 @@ class FeatureCollapseConfig(TrainConfig):
     K: int = option(1000, "classes = distinct latent variables")
     n_spl: int = option(5, "training sentences per class")
     freq: Literal["uniform", "zipf"] = option("uniform", "word frequencies within a concept")
-    checkpoint: str = option("", "checkpoint .npz written every 50 epochs ('' = none)")
-    resume: bool = option(False, "continue from --checkpoint")
+    checkpoint: str = option("", "checkpoint .npz file written during training ('' = none)", result=False)
+    checkpoint_every: int = option(0, "epochs between checkpoints (0: max(1, min(50, epochs // 10)))",
+                                   result=False)
+    resume: bool = option(False, "continue from --checkpoint", result=False)
 
     def __post_init__(self):
         super().__post_init__()
@@ -72,6 +74,7 @@ class FeatureCollapseConfig(TrainConfig):
             validate.positive_int(name, getattr(self, name))
         data.check_sizes(self.nc, self.nw, self.L)
         data.check_distinct_count(self.nc, self.L, self.K)
+        validate.nonneg_int("checkpoint_every", self.checkpoint_every)
         require(not self.resume or self.checkpoint, "--resume needs --checkpoint PATH")
 
     def train_config(self) -> TrainConfig:

@@ -11,12 +11,13 @@ import dataclasses
 import hashlib
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from refimpl import fileio, progress
-from refimpl.errors import InputError, require
+from refimpl.errors import InputError, RunError, require
 from refimpl.feature_collapse import model
 from refimpl.feature_collapse.data import Task
 from refimpl.feature_collapse.settings import PRESETS, FeatureCollapseConfig, TrainConfig
@@ -97,20 +98,41 @@ def _run_epoch(step, task: Task, cfg: TrainConfig, epoch: int):
         idx = perm[start:start + cfg.batch]
         loss, c = step(task.train_tokens[idx], task.train_labels[idx])
         if not np.isfinite(loss):
-            raise InputError(f"training diverged: the loss became {loss} at epoch {epoch}, "
-                             f"step {start // cfg.batch + 1} (lr = {cfg.lr}); try a smaller lr")
+            raise RunError(f"training diverged: the loss became {loss} at epoch {epoch}, "
+                           f"step {start // cfg.batch + 1} (lr = {cfg.lr}); try a smaller lr")
         losses.append(loss)
         correct += c
     return float(np.mean(losses)), correct / N
 
 
+def default_checkpoint_every(epochs: int) -> int:
+    """Epochs between checkpoints when not given: max(1, min(50, epochs // 10)) — at least ten per run up to
+    500 epochs (figure 4(a)'s 10 epochs: every epoch), every 50 beyond."""
+    return max(1, min(50, epochs // 10))
+
+
+def _warm_up(task: Task, cfg: TrainConfig, show_progress: bool):
+    """Compile the twin's kernels for this dtype on a copy of one small batch, before the progress bar
+    starts (so that its remaining-time estimate does not count a first run's compilation)."""
+    if cfg.backend != "numba":
+        return
+    from refimpl.feature_collapse import model_numba
+    W, U = init_params(task.nw, cfg.d, task.K, task.L, seed=cfg.seed, scale=cfg.init_scale, dtype=cfg.dtype)
+    n = min(2, len(task.train_labels))
+    with progress.notice_while("compiling the Numba kernels (first run on this machine only)", show_progress):
+        model_numba.sgd_step_fused(W.T, U, task.train_tokens[:n], task.train_labels[:n],
+                                   **cfg.step_settings())
+        accuracy(W, U, task.test_tokens[:n], task.test_labels[:n], cfg)
+
+
 def train(task: Task, cfg: TrainConfig, *, show_progress: bool = False, checkpoint=None,
-          resume: bool = False, checkpoint_every: int = 50, log=None) -> TrainResult:
+          resume: bool = False, checkpoint_every: int = 0, log=None) -> TrainResult:
     """Train h (or h*) on ``task`` with plain SGD; see the module docstring.
 
-    ``checkpoint``: path of an .npz written every ``checkpoint_every`` epochs and at the end;
-    ``resume``: continue from it (same task and settings, possibly more epochs). ``log(text)`` receives
-    a line at epoch 1, every ``test_every`` epochs and at the end.
+    ``checkpoint``: path of an .npz written every ``checkpoint_every`` epochs (0: the default of
+    :func:`default_checkpoint_every`) and at the end; ``resume``: continue from it (same task and settings,
+    possibly more epochs). ``log(text)`` receives a line at epoch 1, every ``test_every`` epochs and at the
+    end (above the progress bar when there is one).
     """
     W, U = init_params(task.nw, cfg.d, task.K, task.L, seed=cfg.seed, scale=cfg.init_scale,
                        dtype=cfg.dtype)
@@ -120,15 +142,18 @@ def train(task: Task, cfg: TrainConfig, *, show_progress: bool = False, checkpoi
         W, U, history = load_checkpoint(checkpoint, task, cfg)
         first = len(history) + 1
     step = stepper(W, U, cfg)
+    checkpoint_every = checkpoint_every or default_checkpoint_every(cfg.epochs)
+    _warm_up(task, cfg, show_progress)
     t0 = time.perf_counter()
     with progress.bar(max(cfg.epochs - first + 1, 0), "train", show_progress) as bar:
+        say = bar.log if show_progress else log
         for epoch in range(first, cfg.epochs + 1):
             loss, acc = _run_epoch(step, task, cfg, epoch)
             record = {"epoch": epoch, "train_loss": loss, "train_accuracy": acc}
             if epoch == 1 or epoch % cfg.test_every == 0 or epoch == cfg.epochs:
                 record["test_accuracy"] = accuracy(W, U, task.test_tokens, task.test_labels, cfg)
-                if log is not None:
-                    log(f"epoch {epoch}/{cfg.epochs}  train loss {loss:.3e}  train accuracy "
+                if say is not None:
+                    say(f"epoch {epoch}/{cfg.epochs}  train loss {loss:.3e}  train accuracy "
                         f"{acc:.1%}  test accuracy {record['test_accuracy']:.1%}")
             history.append(record)
             bar.update(1, f"loss {loss:.2e} acc {acc:.1%}")
@@ -137,30 +162,41 @@ def train(task: Task, cfg: TrainConfig, *, show_progress: bool = False, checkpoi
     return TrainResult(W, U, history, time.perf_counter() - t0)
 
 
-def _fingerprint(task: Task, cfg: TrainConfig) -> str:
-    """What a checkpoint must agree on to be resumed: the data and every setting but `epochs`."""
+def _fingerprint(task: Task, cfg: TrainConfig) -> dict:
+    """What a checkpoint must agree on to be resumed: every setting but `epochs`, the sizes, the data."""
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}
     data_hash = hashlib.sha256()
     for array in (task.Z, task.train_tokens, task.train_labels):
         data_hash.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    shape = [task.K, task.L, task.nw]
-    return json.dumps({"settings": settings, "data": data_hash.hexdigest(), "shape": shape})
+    return {**settings, "K": task.K, "L": task.L, "nw": task.nw, "data": data_hash.hexdigest()}
 
 
 def save_checkpoint(path, W, U, history, task: Task, cfg: TrainConfig) -> None:
-    fileio.save_npz(path, W=W, U=U, history=json.dumps(history), fingerprint=_fingerprint(task, cfg))
+    fileio.save_npz(path, W=W, U=U, history=json.dumps(history),
+                    fingerprint=json.dumps(_fingerprint(task, cfg), sort_keys=True))
 
 
 def load_checkpoint(path, task: Task, cfg: TrainConfig):
-    """(W, U, history) from a checkpoint written by the same task and settings; InputError otherwise."""
+    """(W, U, history) from a checkpoint written by the same task and settings; InputError otherwise,
+    naming the first setting that differs."""
+    path = Path(path)
+    require(path.is_file(), f"checkpoint {path} does not exist (or is not a file)")
+    require(zipfile.is_zipfile(path), f"checkpoint {path} is not a checkpoint written by refimpl "
+                                      "(not an .npz archive)")
     try:
-        with np.load(Path(path), allow_pickle=False) as f:
+        with np.load(path, allow_pickle=False) as f:
             W, U = f["W"], f["U"]
-            history, fingerprint = json.loads(str(f["history"])), str(f["fingerprint"])
-    except Exception as e:  # any unreadable file: one line naming it
+            history, saved = json.loads(str(f["history"])), json.loads(str(f["fingerprint"]))
+    except Exception as e:  # any unreadable archive: one line naming it
         raise InputError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
-    require(fingerprint == _fingerprint(task, cfg),
-            f"checkpoint {path} was written by a different task or different settings")
+    want = _fingerprint(task, cfg)
+    differ = [k for k in sorted(set(want) | set(saved)) if want.get(k) != saved.get(k)]
+    if differ:
+        k = differ[0]
+        what = "the training data (latent variables or sentences)" if k == "data" else k
+        raise InputError(f"checkpoint {path} was written with different settings: {what} is "
+                         f"{saved.get(k, 'missing')!r} there, {want.get(k)!r} here"
+                         + (f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""))
     require(len(history) <= cfg.epochs,
             f"checkpoint {path} is at epoch {len(history)}, beyond epochs = {cfg.epochs}")
     return np.asfortranarray(W), np.ascontiguousarray(U), history
@@ -176,7 +212,8 @@ def train_run(cfg: FeatureCollapseConfig, progress: bool = False, log=None):
     """
     task = cfg.make_task()
     result = train(task, cfg.train_config(), show_progress=progress, log=log,
-                   checkpoint=cfg.checkpoint or None, resume=cfg.resume)
+                   checkpoint=cfg.checkpoint or None, resume=cfg.resume,
+                   checkpoint_every=cfg.checkpoint_every)
     return task, result
 
 

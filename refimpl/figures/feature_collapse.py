@@ -71,7 +71,7 @@ def run(name: str, cfg: FeatureCollapseConfig, ctx) -> dict:
     t0 = time.perf_counter()
     task, result = sgd.train_run(cfg, progress=ctx.progress, log=ctx.info)
     summary = summarize(name, cfg, task, result)
-    summary["wall_seconds"] = time.perf_counter() - t0
+    summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": result.seconds}
     fig = draw(name, cfg, task, result, summary)
     plotting.save_figure(ctx.out_dir, name, fig, summary)
     ctx.emit(f"{name}: train accuracy {summary['train_accuracy']:.1%}, test accuracy "

@@ -115,7 +115,7 @@ def run(config: Theorem2NormsConfig, ctx) -> dict:
                "test_accuracy": result.test_accuracy, "fit": fit, "u_norm_mean": u_mean, "u_norm_std": u_std,
                "word_norm_min": float(norms.min()), "word_norm_max": float(norms.max()), "caption": text}
     fig = draw(mu_of_word, norms, nc, sc, fit, text, summary)
-    summary["wall_seconds"] = time.perf_counter() - t0
+    summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": result.seconds}
     plotting.save_figure(ctx.out_dir, "theorem2-norms", fig, summary)
     ctx.emit(f"theorem2-norms: relation (7) fitted with R² = {fit['r2']:.4f} (A = {fit['A']:.4g}, "
              f"B = {fit['B']:.4g}; c from A = {fit['c_from_A']:.4g}, c from B = {fit['c_from_B']:.4g}, "

@@ -104,7 +104,8 @@ def collect(module_names) -> dict[str, Spec]:
 
 
 # The modules that contribute to each registry (append here when adding a family).
-FIGURE_MODULES = ["refimpl.figures.feature_collapse", "refimpl.figures.theorem2_norms",
+FIGURE_MODULES = ["refimpl.figures.data_model", "refimpl.figures.feature_collapse",
+                  "refimpl.figures.theorem2_norms",
                   "refimpl.figures.dufm_thresholds", "refimpl.figures.dufm_hessian",
                   "refimpl.figures.dufm_rank", "refimpl.figures.dufm_prevalence", "refimpl.figures.dufm_relu"]
 BENCH_MODULES = ["refimpl.bench.sgd", "refimpl.bench.exact", "refimpl.bench.dufm"]

@@ -13,9 +13,14 @@ import time
 import numpy as np
 
 from refimpl import plotting
-from refimpl.feature_collapse import collapse, data, layernorm, sgd
+from refimpl.feature_collapse import collapse, layernorm, sgd
 from refimpl.feature_collapse.settings import PAPER, PRESETS, TITLES, FeatureCollapseConfig
 from refimpl.registry import Spec
+
+
+def _pct(x) -> str:
+    """A share as a percentage; "n/a" when undefined (no epoch trained)."""
+    return "n/a" if x is None else f"{x:.1%}"
 
 
 def word_points(W: np.ndarray, cfg: FeatureCollapseConfig) -> np.ndarray:
@@ -24,30 +29,41 @@ def word_points(W: np.ndarray, cfg: FeatureCollapseConfig) -> np.ndarray:
     return layernorm.forward(points, cfg.eps)[0] if cfg.layernorm else points
 
 
-def summarize(name: str, cfg: FeatureCollapseConfig, task: data.Task, result: sgd.TrainResult) -> dict:
-    """The numbers of the figure: accuracies, loss, σ1..σ3 of both PCAs, norms."""
-    words = word_points(result.W, cfg)
-    u, _ = collapse.u_vectors(np.asarray(result.U, dtype=np.float64), task.Z)
+def summarize(name: str, cfg: FeatureCollapseConfig, arrays: dict, history: list) -> dict:
+    """The numbers of the figure from the trained arrays: accuracies, loss, σ1..σ3 of both PCAs, norms."""
+    words = word_points(arrays["W"], cfg)                                 # (nw, d)
+    u, _ = collapse.u_vectors(np.asarray(arrays["U"], dtype=np.float64), arrays["Z"])   # (K·L, d)
     _, sigma_words = collapse.pca(words)
     _, sigma_u = collapse.pca(u)
-    norm_mean, norm_std = collapse.norm_stats(np.asarray(result.W, dtype=np.float64).T)
+    norm_mean, norm_std = collapse.norm_stats(np.asarray(arrays["W"], dtype=np.float64).T)
+    last = history[-1] if history else {}
+    tested = [h for h in history if "test_accuracy" in h]
     return {
         "figure": name, "config": dataclasses.asdict(cfg), "seed": cfg.seed, "backend": cfg.backend,
-        "dtype": cfg.dtype, "epochs": cfg.epochs, "train_loss": result.train_loss,
-        "train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
+        "dtype": cfg.dtype, "epochs": cfg.epochs, "train_loss": last.get("train_loss"),
+        "train_accuracy": last.get("train_accuracy"),
+        "test_accuracy": tested[-1]["test_accuracy"] if tested else None,
         "sigma_words": sigma_words, "sigma_u": sigma_u,
         "word_norm_mean": norm_mean, "word_norm_std": norm_std,
         "u_norm_mean": collapse.norm_stats(u)[0], "u_norm_std": collapse.norm_stats(u)[1],
         "paper": PAPER.get(name, {}),
-        "history": [h for h in result.history if "test_accuracy" in h],
+        "history": tested,
     }
 
 
-def draw(name: str, cfg, task: data.Task, result: sgd.TrainResult, summary: dict):
+def compute(name: str, cfg: FeatureCollapseConfig, progress: bool = False, log=None):
+    """Train the figure's network and measure it: (summary, arrays W (d, nw), U (K, L·d), Z (K, L),
+    training seconds)."""
+    task, result = sgd.train_run(cfg, progress=progress, log=log)
+    arrays = {"W": result.W, "U": result.U, "Z": task.Z}
+    return summarize(name, cfg, arrays, result.history), arrays, result.seconds
+
+
+def draw(name: str, cfg: FeatureCollapseConfig, arrays: dict, summary: dict):
     """Two panels: PCA of the word embeddings (features for h*) and of the u_{k,ℓ}, by concept."""
-    words = word_points(result.W, cfg)
-    u, u_concepts = collapse.u_vectors(np.asarray(result.U, dtype=np.float64), task.Z)
-    word_concepts = np.arange(task.nw) // task.sc
+    words = word_points(arrays["W"], cfg)                                 # (nw, d)
+    u, u_concepts = collapse.u_vectors(np.asarray(arrays["U"], dtype=np.float64), arrays["Z"])
+    word_concepts = np.arange(cfg.nw) // (cfg.nw // cfg.nc)              # (nw,) concept α of word α·sc+β
     fig, (ax_w, ax_u) = plotting.subplots(2, layout="constrained")
     panels = ((ax_w, words, word_concepts, summary["sigma_words"],
                r"word features $\varphi(w_{(\alpha,\beta)})$" if cfg.layernorm
@@ -61,23 +77,27 @@ def draw(name: str, cfg, task: data.Task, result: sgd.TrainResult, summary: dict
         ax.set_title(f"{label}\nσ1 = {sigma[0]:.3g}, σ2 = {sigma[1]:.3g}, σ3 = {sigma[2]:.3g}", fontsize=10)
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
-    fig.suptitle(f"{TITLES.get(name, name)} — train {summary['train_accuracy']:.1%}, "
-                 f"test {summary['test_accuracy']:.1%} after {cfg.epochs} epochs", fontsize=11)
+    fig.suptitle(f"{TITLES.get(name, name)} — train {_pct(summary['train_accuracy'])}, "
+                 f"test {_pct(summary['test_accuracy'])} after {cfg.epochs} epochs", fontsize=11)
     return fig
+
+
+def write(name: str, cfg: FeatureCollapseConfig, summary: dict, arrays: dict, ctx) -> dict:
+    """Draw and write ctx.out_dir/<name>.png and <name>.json, print the result line; returns the summary."""
+    plotting.save_figure(ctx.out_dir, name, draw(name, cfg, arrays, summary), summary)
+    ctx.emit(f"{name}: train accuracy {_pct(summary['train_accuracy'])}, test accuracy "
+             f"{_pct(summary['test_accuracy'])}, σ(words) = {np.round(summary['sigma_words'], 4).tolist()}, "
+             f"σ(u) = {np.round(summary['sigma_u'], 4).tolist()}  -> {ctx.out_dir / name}.png",
+             {k: v for k, v in summary.items() if k != "timing"})
+    return summary
 
 
 def run(name: str, cfg: FeatureCollapseConfig, ctx) -> dict:
     """Train, measure, draw: writes ctx.out_dir/<name>.png and <name>.json, returns the summary."""
     t0 = time.perf_counter()
-    task, result = sgd.train_run(cfg, progress=ctx.progress, log=ctx.info)
-    summary = summarize(name, cfg, task, result)
-    summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": result.seconds}
-    fig = draw(name, cfg, task, result, summary)
-    plotting.save_figure(ctx.out_dir, name, fig, summary)
-    ctx.emit(f"{name}: train accuracy {summary['train_accuracy']:.1%}, test accuracy "
-             f"{summary['test_accuracy']:.1%}, σ(words) = {np.round(summary['sigma_words'], 4).tolist()}, "
-             f"σ(u) = {np.round(summary['sigma_u'], 4).tolist()}  -> {ctx.out_dir / name}.png", summary)
-    return summary
+    summary, arrays, train_seconds = compute(name, cfg, ctx.progress, ctx.info)
+    summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": train_seconds}
+    return write(name, cfg, summary, arrays, ctx)
 
 
 def _spec(name: str) -> Spec:

@@ -23,7 +23,7 @@ from scipy.optimize import least_squares
 
 from refimpl import plotting
 from refimpl.errors import require
-from refimpl.feature_collapse import collapse, sgd, theory
+from refimpl.feature_collapse import collapse, data, sgd, theory
 from refimpl.feature_collapse.settings import PRESETS
 from refimpl.registry import Spec, option
 
@@ -98,29 +98,48 @@ def caption(nc: int, L: int, K: int, mu, lam: float, fit: dict, u_mean: float) -
             + ("." if agree else ": the fit matches (7) in shape only."))
 
 
+def measure(config: Theorem2NormsConfig, arrays: dict, train_accuracy, test_accuracy) -> dict:
+    """Fit relation (7) to the word norms of figure 4(a)'s trained network (arrays W (d, nw), U (K, L·d),
+    Z (K, L)); returns the figure's summary."""
+    preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
+    nc, L, lam = preset.nc, preset.L, preset.lam
+    mu = data.word_frequencies(preset.nw // nc, preset.freq)              # (sc,)
+    W, U = np.asarray(arrays["W"], dtype=np.float64), np.asarray(arrays["U"], dtype=np.float64)
+    norms = np.linalg.norm(W, axis=0)                                     # (nw,) ‖w_(α,β)‖
+    mu_of_word = np.tile(mu, nc)                                          # (nw,) µ_β of word α·sc+β
+    u_mean, u_std = collapse.norm_stats(collapse.u_vectors(U, arrays["Z"])[0])
+    fit = fit_relation7(mu_of_word, norms, nc, u_mean, lam, L)
+    return {"figure": "theorem2-norms", "config": dataclasses.asdict(config), "seed": config.seed,
+            "trained": dataclasses.asdict(preset), "train_accuracy": train_accuracy,
+            "test_accuracy": test_accuracy, "fit": fit, "u_norm_mean": u_mean, "u_norm_std": u_std,
+            "word_norm_min": float(norms.min()), "word_norm_max": float(norms.max()),
+            "caption": caption(nc, L, preset.K, mu, lam, fit, u_mean)}
+
+
+def write(config: Theorem2NormsConfig, summary: dict, W, ctx) -> dict:
+    """Draw and write ctx.out_dir/theorem2-norms.png and .json, print the result line."""
+    preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
+    nc, sc = preset.nc, preset.nw // preset.nc
+    mu_of_word = np.tile(data.word_frequencies(sc, preset.freq), nc)      # (nw,)
+    norms = np.linalg.norm(np.asarray(W, dtype=np.float64), axis=0)       # (nw,)
+    fig = draw(mu_of_word, norms, nc, sc, summary["fit"], summary["caption"], summary)
+    plotting.save_figure(ctx.out_dir, "theorem2-norms", fig, summary)
+    fit = summary["fit"]
+    ctx.emit(f"theorem2-norms: relation (7) fitted with R² = {fit['r2']:.4f} (A = {fit['A']:.4g}, "
+             f"B = {fit['B']:.4g}; c from A = {fit['c_from_A']:.4g}, c from B = {fit['c_from_B']:.4g}, "
+             f"mean ‖u_kl‖ = {summary['u_norm_mean']:.4g})  -> {ctx.out_dir / 'theorem2-norms.png'}",
+             {k: v for k, v in summary.items() if k != "timing"})
+    return summary
+
+
 def run(config: Theorem2NormsConfig, ctx) -> dict:
     """Train figure 4(a)'s network, fit relation (7) to its word norms, draw theorem2-norms.png/.json."""
     t0 = time.perf_counter()
     task, result = sgd.train_preset("fig4a", progress=ctx.progress, log=ctx.info, **config.overrides())
-    preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
-    nc, sc, L, lam = task.nc, task.sc, task.L, preset.lam
-    W, U = np.asarray(result.W, dtype=np.float64), np.asarray(result.U, dtype=np.float64)
-    norms = np.linalg.norm(W, axis=0)                                     # (nw,) ‖w_(α,β)‖
-    mu_of_word = np.tile(task.mu, nc)                                     # (nw,) µ_β of word α·sc+β
-    u_mean, u_std = collapse.norm_stats(collapse.u_vectors(U, task.Z)[0])
-    fit = fit_relation7(mu_of_word, norms, nc, u_mean, lam, L)
-    text = caption(nc, L, task.K, task.mu, lam, fit, u_mean)
-    summary = {"figure": "theorem2-norms", "config": dataclasses.asdict(config), "seed": config.seed,
-               "trained": dataclasses.asdict(preset), "train_accuracy": result.train_accuracy,
-               "test_accuracy": result.test_accuracy, "fit": fit, "u_norm_mean": u_mean, "u_norm_std": u_std,
-               "word_norm_min": float(norms.min()), "word_norm_max": float(norms.max()), "caption": text}
-    fig = draw(mu_of_word, norms, nc, sc, fit, text, summary)
+    arrays = {"W": result.W, "U": result.U, "Z": task.Z}
+    summary = measure(config, arrays, result.train_accuracy, result.test_accuracy)
     summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": result.seconds}
-    plotting.save_figure(ctx.out_dir, "theorem2-norms", fig, summary)
-    ctx.emit(f"theorem2-norms: relation (7) fitted with R² = {fit['r2']:.4f} (A = {fit['A']:.4g}, "
-             f"B = {fit['B']:.4g}; c from A = {fit['c_from_A']:.4g}, c from B = {fit['c_from_B']:.4g}, "
-             f"mean ‖u_kl‖ = {u_mean:.4g})  -> {ctx.out_dir / 'theorem2-norms.png'}", summary)
-    return summary
+    return write(config, summary, result.W, ctx)
 
 
 def draw(mu_of_word, norms, nc, sc, fit, text, summary):

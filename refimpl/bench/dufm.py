@@ -4,8 +4,8 @@ Default sweep (issue 4): 16 runs (seeds 0..15), K = 10, d = 40, L = 2, λ = 1e-3
 steps each, float64, orthogonal initialization.  Timed:
 
 * ``numpy``  — the reference :func:`refimpl.dufm.model.loss_and_grads`, looped over runs and steps;
-* ``numba``  — :func:`refimpl.dufm.model_numba.train`, all runs and steps in one compiled call (prange over
-  runs), with 1 thread and with all threads;
+* ``numba``  — :func:`refimpl.dufm.model_numba.gradient_descent_batch`, all runs and steps in one
+  compiled call (prange over runs), with 1 thread and with all threads;
 * ``torch-bmm`` — optional, when PyTorch is importable (never a dependency): autograd with all runs
   batched through ``bmm`` and a hand-written SGD update, with 1 thread and with all threads, over
   ``torch_steps`` steps (after the ``check_steps`` of the check, which also warm it up).
@@ -117,7 +117,8 @@ def run(cfg: DUFMBenchConfig, ctx) -> bool:
     ctx.info(f"DUFM sweep: {cfg.runs} runs, K={cfg.K} d={cfg.d} L={cfg.L} lam={cfg.lam} lr={cfg.lr}, "
              f"{cfg.steps} steps, float64; Numba threads available: {numba.get_num_threads()}")
     want = _numpy_descent(params, cfg.lam, cfg.lr, cfg.check_steps)
-    got, _, _ = kernel.train(params, lam=cfg.lam, lr=cfg.lr, steps=cfg.check_steps)   # also compiles
+    got, _, _ = kernel.gradient_descent_batch(params, lam=cfg.lam, lr=cfg.lr,
+                                              steps=cfg.check_steps)                  # also compiles
     err = _max_rel_err(got, want)
     ok = err <= TOLERANCE
     if not ok:
@@ -130,7 +131,8 @@ def run(cfg: DUFMBenchConfig, ctx) -> bool:
     all_threads = numba.get_num_threads()
     for threads in sorted({1, all_threads}):
         numba.set_num_threads(threads)
-        times = [_timed(lambda: kernel.train(params, lam=cfg.lam, lr=cfg.lr, steps=cfg.steps))
+        times = [_timed(lambda: kernel.gradient_descent_batch(params, lam=cfg.lam, lr=cfg.lr,
+                                                              steps=cfg.steps))
                  for _ in range(cfg.repeats)]
         us = _record(ctx, "numba", cfg, cfg.steps, *min(times), threads, err)
     numba.set_num_threads(all_threads)

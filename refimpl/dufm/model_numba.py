@@ -1,36 +1,36 @@
-"""Numba kernels for the DUFM: many independent gradient-descent runs at once, parallel over runs.
+"""The DUFM's compiled twin: :mod:`refimpl.dufm.model`'s passes in Numba, fused, parallel over runs.
 
-Mirror of :mod:`refimpl.dufm.model` — same models ("linear", "relu", "mse"), loss and gradients — for a
-batch of R runs sharing (K, d, L, n) and differing in parameters, λ and learning rate:
+Versions (each checked against the CPU reference in ``tests/dufm/test_model_numba.py``):
 
-* :func:`loss_and_grads` — per run, ``model.loss_and_grads`` (tests: agreement to 1e-10 in float64);
-* :func:`train` — full-batch gradient descent, all steps of a run inside one compiled call,
-  ``prange`` over the independent runs, no allocation inside the step loop.
+    loss_and_grads(params, *, lam, model, power)            one run: the twin of model.loss_and_grads
+    loss_and_grads_batch(params_batch, *, lam, model, power) R runs, per-run λ: that pass for each run
+    gradient_descent_batch(params_batch, *, lam, lr, steps, …) fuses forward + fit + backward (eq. 7)
+        + update, all steps of a run in one compiled call, ``prange`` over the independent runs
 
-CPU reference: :func:`refimpl.dufm.model.loss_and_grads` (eq. 7 for the linear model).
+CPU reference: :func:`refimpl.dufm.model.loss_and_grads`, pass by pass —
 
-Layout of one run.  Every product is one small GEMM, out[s, :] = Σ_j X[s, j] B[j, :] (:func:`_gemm`,
-and :func:`_gemm_tn` reading X transposed), whose inner loop runs along a contiguous row of length d
-(vectorized by LLVM without re-associating any sum), with a small block of X held in registers so
-that each loaded row of B serves several output rows.  Sizes are padded with zeros — d to a multiple
-of 8 (D), K to a multiple of 8 (Kp: the rows of Zᵀ then fill whole vectors; at K = 10 the output GEMM
-takes half the time it takes padded to 12), Kn to a multiple of 2 (Np) — which changes nothing: zero
-features, weights and samples get exactly zero gradient (the fit term skips padded classes and
-samples), so they stay zero and only add exact zeros to the sums.
+    model.forward (eqs. 1, 3, 4)            _forward     H_{l+1}ᵀ = Λ_lᵀ W_lᵀ, Zᵀ = Λ_Lᵀ W_Lᵀ, Λ_l = ζ(H_l)
+    model.zeta, model.zeta_prime            _zeta, _times_zeta_prime
+    model.cross_entropy / squared_error     _fit         G = ∂fit/∂Zᵀ, zero on the padding
+    model.eq7_gradients / model.backward    _step        ∂W_L = Gᵀ Λ_Lᵀ, ∂Λ_Lᵀ = G W_L; for l < L with
+                                                         g = ∂fit/∂H_{l+1}ᵀ: ∂W_l = gᵀ Λ_lᵀ (eq. 7:
+                                                         A_{l+1}ᵀ M B_{l−1}ᵀ/(Kn)), ∂Λ_lᵀ = g W_l,
+                                                         ∂H_l = ∂Λ_l ⊙ ζ'(H_l)
+    the update θ ← θ − η(∂θ + λθ)           _update      ‖θ‖², ‖∇L‖² accumulated in the same pass
 
-Floating point: ``fastmath={"contract"}`` only — a·b + c may be fused into one FMA (one rounding
-instead of two, as BLAS does); no re-association, no NaN/inf assumptions.  The sums run in the same
-order as a plain triple loop; the tests find agreement with the NumPy reference to ~1e-15.
+Layout of one run (:func:`to_layout`).  Every product is one small GEMM of :mod:`refimpl.dufm.small_gemm`
+(rows of length d, register-blocked).  Sizes are padded with zeros — d to a multiple of 8 (D), K to a
+multiple of 8 (Kp: the rows of Zᵀ then fill whole vectors; at K = 10 the output GEMM takes half the
+time it takes padded to 12), Kn to a multiple of 2 (Np) — which changes nothing: zero features, weights
+and samples get exactly zero gradient (the fit term skips padded classes and samples), so they stay
+zero and only add exact zeros to the sums.
 
-    Ht (Np, D) = H_1ᵀ          W, Wt (L−1, D, D) = W_l and W_lᵀ          WL (Kp, D), WLt (D, Kp)
-    forward   H_{l+1}ᵀ = Λ_lᵀ W_lᵀ,  Zᵀ = Λ_Lᵀ W_Lᵀ                   (eqs. 1, 3, 4; Λ_l = ζ(H_l))
-    backward  G = ∂fit/∂Zᵀ,  ∂W_L = Gᵀ Λ_Lᵀ,  ∂Λ_Lᵀ = G W_L,  and for l < L with g = ∂fit/∂H_{l+1}ᵀ:
-              ∂W_l = gᵀ Λ_lᵀ (eq. 7: A_{l+1}ᵀ M B_{l−1}ᵀ/(Kn)),  ∂Λ_lᵀ = g W_l,  ∂H_l = ∂Λ_l ⊙ ζ'(H_l)
-    update    θ ← θ − η(∂θ + λθ) (‖θ‖², ‖∇L‖² accumulated in the same pass on evaluated steps);
-              W_lᵀ and W_Lᵀ refreshed.
+    Ht (Np, D) = H_1ᵀ      W, Wt (L−1, D, D) = W_l and W_lᵀ      WL (Kp, D), WLt (D, Kp)
 
+Floating point: ``fastmath={"contract"}`` only (FMA; no re-association); the sums run in the order of a
+plain triple loop, and the tests find agreement with the reference to ~1e-15.  float64 only.
 Activation codes ``acts[l]`` (ζ applied to H_l before W_l, l = 1..L): 0 identity, −1 ReLU, p ≥ 2 the
-Hadamard power x^p (from :func:`refimpl.dufm.model.activations`).  float64 only.
+Hadamard power x^p (from :func:`refimpl.dufm.model.activations`).
 """
 
 import numba
@@ -38,95 +38,15 @@ import numpy as np
 from numba import prange
 
 from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl.dufm.model import activations, check_params
+from refimpl.dufm.small_gemm import FM, gemm, gemm_tn, transpose
+from refimpl.errors import require
 
 ACT_ID, ACT_RELU = 0, -1
-FM = {"contract"}   # fused multiply-add allowed; no re-association, no NaN/inf assumptions
 
 
 @numba.njit(cache=True, fastmath=FM)
-def _gemm(X, B, out):
-    """out = X B;  X (m, p), B (p, q), out (m, q);  m a multiple of 2, p a multiple of 4.
-
-    Register block: a 2×8 block of X, so each pass along the rows of out updates 2 output rows from 8
-    rows of B (a 2×4 block for the last four rows when p is not a multiple of 8).  The sum over j runs
-    in increasing order, as in a plain triple loop.
-    """
-    out[:, :] = 0.0
-    p = B.shape[0]
-    p8 = p - p % 8
-    for s in range(0, out.shape[0], 2):
-        o0, o1, x0, x1 = out[s], out[s + 1], X[s], X[s + 1]
-        for j in range(0, p8, 8):
-            b0, b1, b2, b3 = B[j], B[j + 1], B[j + 2], B[j + 3]
-            b4, b5, b6, b7 = B[j + 4], B[j + 5], B[j + 6], B[j + 7]
-            a00, a01, a02, a03 = x0[j], x0[j + 1], x0[j + 2], x0[j + 3]
-            a04, a05, a06, a07 = x0[j + 4], x0[j + 5], x0[j + 6], x0[j + 7]
-            a10, a11, a12, a13 = x1[j], x1[j + 1], x1[j + 2], x1[j + 3]
-            a14, a15, a16, a17 = x1[j + 4], x1[j + 5], x1[j + 6], x1[j + 7]
-            for i in range(o0.shape[0]):
-                c0, c1, c2, c3, c4, c5, c6, c7 = b0[i], b1[i], b2[i], b3[i], b4[i], b5[i], b6[i], b7[i]
-                o0[i] = (o0[i] + a00 * c0 + a01 * c1 + a02 * c2 + a03 * c3
-                         + a04 * c4 + a05 * c5 + a06 * c6 + a07 * c7)
-                o1[i] = (o1[i] + a10 * c0 + a11 * c1 + a12 * c2 + a13 * c3
-                         + a14 * c4 + a15 * c5 + a16 * c6 + a17 * c7)
-        for j in range(p8, p, 4):
-            b0, b1, b2, b3 = B[j], B[j + 1], B[j + 2], B[j + 3]
-            a00, a01, a02, a03 = x0[j], x0[j + 1], x0[j + 2], x0[j + 3]
-            a10, a11, a12, a13 = x1[j], x1[j + 1], x1[j + 2], x1[j + 3]
-            for i in range(o0.shape[0]):
-                c0, c1, c2, c3 = b0[i], b1[i], b2[i], b3[i]
-                o0[i] = o0[i] + a00 * c0 + a01 * c1 + a02 * c2 + a03 * c3
-                o1[i] = o1[i] + a10 * c0 + a11 * c1 + a12 * c2 + a13 * c3
-
-
-@numba.njit(cache=True, fastmath=FM)
-def _gemm_tn(Xt, B, out):
-    """out = Xtᵀ B;  Xt (p, m), B (p, q), out (m, q);  m a multiple of 4, p a multiple of 2.
-
-    Register block: a 4×4 block of X = Xtᵀ (4 output rows from 4 rows of B per pass), and a 4×2 block
-    for the last two rows of B when p is not a multiple of 4.  Sums over j in increasing order.
-    """
-    out[:, :] = 0.0
-    p = B.shape[0]
-    p4 = p - p % 4
-    for s in range(0, out.shape[0], 4):
-        o0, o1, o2, o3 = out[s], out[s + 1], out[s + 2], out[s + 3]
-        for j in range(0, p4, 4):
-            b0, b1, b2, b3 = B[j], B[j + 1], B[j + 2], B[j + 3]
-            x0, x1, x2, x3 = Xt[j], Xt[j + 1], Xt[j + 2], Xt[j + 3]
-            a00, a01, a02, a03 = x0[s], x1[s], x2[s], x3[s]
-            a10, a11, a12, a13 = x0[s + 1], x1[s + 1], x2[s + 1], x3[s + 1]
-            a20, a21, a22, a23 = x0[s + 2], x1[s + 2], x2[s + 2], x3[s + 2]
-            a30, a31, a32, a33 = x0[s + 3], x1[s + 3], x2[s + 3], x3[s + 3]
-            for i in range(o0.shape[0]):
-                c0, c1, c2, c3 = b0[i], b1[i], b2[i], b3[i]
-                o0[i] = o0[i] + a00 * c0 + a01 * c1 + a02 * c2 + a03 * c3
-                o1[i] = o1[i] + a10 * c0 + a11 * c1 + a12 * c2 + a13 * c3
-                o2[i] = o2[i] + a20 * c0 + a21 * c1 + a22 * c2 + a23 * c3
-                o3[i] = o3[i] + a30 * c0 + a31 * c1 + a32 * c2 + a33 * c3
-        for j in range(p4, p, 2):
-            b0, b1 = B[j], B[j + 1]
-            a00, a01, a10, a11 = Xt[j, s], Xt[j + 1, s], Xt[j, s + 1], Xt[j + 1, s + 1]
-            a20, a21, a30, a31 = Xt[j, s + 2], Xt[j + 1, s + 2], Xt[j, s + 3], Xt[j + 1, s + 3]
-            for i in range(o0.shape[0]):
-                c0, c1 = b0[i], b1[i]
-                o0[i] = o0[i] + a00 * c0 + a01 * c1
-                o1[i] = o1[i] + a10 * c0 + a11 * c1
-                o2[i] = o2[i] + a20 * c0 + a21 * c1
-                o3[i] = o3[i] + a30 * c0 + a31 * c1
-
-
-@numba.njit(cache=True, fastmath=FM)
-def _transpose(A, At):
-    """At = Aᵀ; A (m, q), At (q, m) (written row by row: contiguous stores)."""
-    m, q = A.shape
-    for j in range(q):
-        for i in range(m):
-            At[j, i] = A[i, j]
-
-
-@numba.njit(cache=True, fastmath=FM)
-def _activate(H, out, act):
+def _zeta(H, out, act):
     """out = ζ(H) element-wise: ReLU (act = −1) or H^p (act = p ≥ 2); H, out (Np, D)."""
     for s in range(H.shape[0]):
         for j in range(H.shape[1]):
@@ -138,7 +58,7 @@ def _activate(H, out, act):
 
 
 @numba.njit(cache=True, fastmath=FM)
-def _times_dzeta(g, H, act):
+def _times_zeta_prime(g, H, act):
     """g ⊙= ζ'(H): the mask H > 0 for ReLU, p H^{p−1} for the power p; g, H (Np, D)."""
     for s in range(H.shape[0]):
         for j in range(H.shape[1]):
@@ -166,12 +86,12 @@ def _forward(Ht, Wt, WLt, acts, Hs, Lam, Z):
     L = acts.shape[0] - 1
     for l in range(1, L + 1):
         if acts[l] != ACT_ID:
-            _activate(Ht if l == 1 else Hs[l - 1], Lam[l - 1], acts[l])
+            _zeta(Ht if l == 1 else Hs[l - 1], Lam[l - 1], acts[l])
         x = _layer_input(l, Ht, Hs, Lam, acts)
         if l < L:
-            _gemm(x, Wt[l - 1], Hs[l])                            # (Np, D) H_{l+1}ᵀ
+            gemm(x, Wt[l - 1], Hs[l])                                     # (Np, D) H_{l+1}ᵀ
         else:
-            _gemm(x, WLt, Z)                                       # (Np, Kp) Zᵀ
+            gemm(x, WLt, Z)                                               # (Np, Kp) Zᵀ
 
 
 @numba.njit(cache=True, fastmath=FM)
@@ -246,22 +166,22 @@ def _step(Ht, W, Wt, WL, WLt, acts, dims, lam, lr, ws, gH, gW, gWL, measure, sto
     acc_w[:] = 0.0
     acc_g[:] = 0.0
     x = _layer_input(L, Ht, Hs, Lam, acts)
-    _gemm_tn(G, x, dWL)                                                # (Kp, D) ∂W_L = Gᵀ Λ_Lᵀ
-    _gemm(G, WL, gA)                                               # (Np, D) ∂Λ_Lᵀ = G W_L
+    gemm_tn(G, x, dWL)                                                    # (Kp, D) ∂W_L = Gᵀ Λ_Lᵀ
+    gemm(G, WL, gA)                                                       # (Np, D) ∂Λ_Lᵀ = G W_L
     _update(WL, dWL, lam, lr, acc_w, acc_g, gWL, measure, store)
-    _transpose(WL, WLt)
+    transpose(WL, WLt)
     g, gnext = gA, gB
     for l in range(L - 1, 0, -1):
         if acts[l + 1] != ACT_ID:
-            _times_dzeta(g, Hs[l], acts[l + 1])                           # (Np, D) ∂H_{l+1}ᵀ
+            _times_zeta_prime(g, Hs[l], acts[l + 1])                      # (Np, D) ∂H_{l+1}ᵀ
         x = _layer_input(l, Ht, Hs, Lam, acts)
-        _gemm_tn(g, x, dW)                                             # (D, D) ∂W_l = gᵀ Λ_lᵀ
-        _gemm(g, W[l - 1], gnext)                                  # (Np, D) ∂Λ_lᵀ = g W_l
+        gemm_tn(g, x, dW)                                                 # (D, D) ∂W_l = gᵀ Λ_lᵀ
+        gemm(g, W[l - 1], gnext)                                          # (Np, D) ∂Λ_lᵀ = g W_l
         _update(W[l - 1], dW, lam, lr, acc_w, acc_g, gW[l - 1], measure, store)
-        _transpose(W[l - 1], Wt[l - 1])
+        transpose(W[l - 1], Wt[l - 1])
         g, gnext = gnext, g
     if acts[1] != ACT_ID:
-        _times_dzeta(g, Ht, acts[1])                                      # (Np, D) ∂H_1ᵀ
+        _times_zeta_prime(g, Ht, acts[1])                                 # (Np, D) ∂H_1ᵀ
     _update(Ht, g, lam, lr, acc_w, acc_g, gH, measure, store)
     if not measure:
         return fit, np.nan, np.nan
@@ -323,7 +243,6 @@ def _run_batch(Ht, W, Wt, WL, WLt, acts, dims, lam, lr, steps, tol, check_every,
 
 def act_codes(L: int, model: str, power=None) -> np.ndarray:
     """``acts`` (L+1,) int64 from :func:`refimpl.dufm.model.activations`: 0 id, −1 ReLU, p power."""
-    from refimpl.dufm.model import activations
     codes = [ACT_ID if a is None or a == 1 else ACT_RELU if a == "relu" else int(a)
              for a in activations(L, model, power)]
     return np.array(codes, dtype=np.int64)
@@ -333,20 +252,20 @@ def _up(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
-def to_layout(params):
+def to_layout(params_batch):
     """Batched params [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] -> zero-padded kernel arrays.
 
     Returns (Ht (R, Np, D), W (R, L−1, D, D), Wt, WL (R, Kp, D), WLt (R, D, Kp)), all new C arrays.
     """
-    R, d, Kn = params[0].shape
-    K, L = params[-1].shape[1], len(params) - 1
+    R, d, Kn = params_batch[0].shape
+    K, L = params_batch[-1].shape[1], len(params_batch) - 1
     D, Np, Kp = _up(d, 8), _up(Kn, 2), _up(K, 8)
     Ht, WL = np.zeros((R, Np, D)), np.zeros((R, Kp, D))
     W = np.zeros((R, L - 1, D, D))
-    Ht[:, :Kn, :d] = params[0].transpose(0, 2, 1)
+    Ht[:, :Kn, :d] = params_batch[0].transpose(0, 2, 1)
     for l in range(1, L):
-        W[:, l - 1, :d, :d] = params[l]
-    WL[:, :K, :d] = params[-1]
+        W[:, l - 1, :d, :d] = params_batch[l]
+    WL[:, :K, :d] = params_batch[-1]
     Wt, WLt = np.ascontiguousarray(W.transpose(0, 1, 3, 2)), np.ascontiguousarray(WL.transpose(0, 2, 1))
     return Ht, W, Wt, WL, WLt
 
@@ -358,42 +277,52 @@ def from_layout(Ht, W, WL, K, Kn, d):
 
 
 def _per_run(value, R, name):
-    from refimpl.errors import require
     v = np.asarray(value, dtype=np.float64)
     require(v.ndim == 0 or v.shape == (R,), f"{name} must be a number or an array of shape ({R},), "
             f"got shape {v.shape}")
     return np.array(np.broadcast_to(v, (R,)), dtype=np.float64)              # a fresh writable copy
 
 
-def _prepare(params, lam, model, power):
-    """Check one run of the batch like the reference does; return (K, Kn, n, d, L, R, lam (R,), dims)."""
-    from refimpl.dufm.model import check_params
-    from refimpl.errors import require
-    require(isinstance(params, (list, tuple)) and all(np.ndim(p) == 3 for p in params),
+def _prepare(params_batch, lam, model, power):
+    """Check one run of the batch like the reference does; return (K, Kn, d, L, R, lam (R,), dims)."""
+    require(isinstance(params_batch, (list, tuple)) and all(np.ndim(p) == 3 for p in params_batch),
             "batched params must be a list of 3-D arrays (runs first)")
-    R = params[0].shape[0]
+    R = params_batch[0].shape[0]
     lam = _per_run(lam, R, "lam")
-    K, n, d, L = check_params([np.asarray(p[0], dtype=np.float64) for p in params],
+    K, n, d, L = check_params([np.asarray(p[0], dtype=np.float64) for p in params_batch],
                               lam=float(lam.min()) if R else 0.0, model=model, power=power)
-    require(all(p.shape[0] == R for p in params), "every array of the batch needs the same number of runs")
+    require(all(p.shape[0] == R for p in params_batch),
+            "every array of the batch needs the same number of runs")
     dims = np.array([K, K * n, n, int(model == "mse")], dtype=np.int64)
     return K, K * n, d, L, R, lam, dims
 
 
 def loss_and_grads(params, *, lam, model="linear", power=None):
-    """Per-run loss and gradients of a batch: the mirror of :func:`refimpl.dufm.model.loss_and_grads`.
+    """One run's loss and gradients: the twin of :func:`refimpl.dufm.model.loss_and_grads`.
+
+    Same parameters and return as the reference (params [H_1 (d, Kn), W_1 (d, d), …, W_L (K, d)], λ ≥ 0,
+    model "linear" | "relu" | "mse", power; returns the loss as a float and the gradients shaped like
+    params), computed in float64 by the compiled step (:func:`loss_and_grads_batch` with R = 1).
+    """
+    check_params(params, lam=lam, model=model, power=power)
+    loss, grads = loss_and_grads_batch([p[None] for p in params], lam=lam, model=model, power=power)
+    return float(loss[0]), [g[0] for g in grads]
+
+
+def loss_and_grads_batch(params_batch, *, lam, model="linear", power=None):
+    """:func:`refimpl.dufm.model.loss_and_grads` for each of R runs (forward + fit + backward, fused).
 
     Parameters
     ----------
-    params : list [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] — R runs (converted to float64).
+    params_batch : list [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] — R runs (converted to float64).
     lam : float or ndarray of shape (R,).
 
     Returns
     -------
-    loss : ndarray of shape (R,); grads : list of arrays shaped like params.
+    loss : ndarray of shape (R,); grads : list of arrays shaped like params_batch.
     """
-    K, Kn, d, L, R, lam, dims = _prepare(params, lam, model, power)
-    Ht, W, Wt, WL, WLt = to_layout(params)
+    K, Kn, d, L, R, lam, dims = _prepare(params_batch, lam, model, power)
+    Ht, W, Wt, WL, WLt = to_layout(params_batch)
     gH, gW, gWL = np.zeros_like(Ht), np.zeros_like(W), np.zeros_like(WL)
     out = np.empty((R, 4))
     _run_batch(Ht, W, Wt, WL, WLt, act_codes(L, model, power), dims, lam, np.zeros(R), 1, -1.0, 1, 0,
@@ -401,35 +330,40 @@ def loss_and_grads(params, *, lam, model="linear", power=None):
     return out[:, 0], from_layout(gH, gW, gWL, K, Kn, d)
 
 
-def train(params, *, lam, lr, steps, tol=0.0, model="linear", power=None, check_every=10,
-          record_every=0):
-    """Full-batch gradient descent on a batch of R independent runs (prange over runs).
+def gradient_descent_batch(params_batch, *, lam, lr, steps, tol=0.0, model="linear", power=None,
+                           check_every=10, record_every=0):
+    """Full-batch gradient descent on R independent runs: fuses forward + fit + backward (eq. 7) +
+    update, all steps of a run in one compiled call (``prange`` over runs).
 
-    Step t computes ∇L(θ_t) and sets θ_{t+1} = θ_t − η ∇L(θ_t).  The loss L(θ_t) and ‖∇L(θ_t)‖ are
-    evaluated at the steps t ≡ 0 mod ``check_every`` (and mod ``record_every``): a run
-    stops after an evaluated step whose gradient norm is ≤ tol, at the first step whose loss is not
-    finite (diverged; the fit term is checked at every step), or after ``steps`` steps.
+    Step t computes ∇L(θ_t) (:func:`refimpl.dufm.model.loss_and_grads`) and sets θ_{t+1} = θ_t − η ∇L(θ_t).
+    The loss L(θ_t) and ‖∇L(θ_t)‖ are evaluated at the steps t ≡ 0 mod ``check_every`` (and mod
+    ``record_every``): a run stops after an evaluated step whose gradient norm is ≤ tol, at the first
+    step whose loss is not finite (diverged; the fit term is checked at every step), or after ``steps``.
 
     Parameters
     ----------
-    params : list [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] (not modified).
+    params_batch : list [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)] (not modified).
     lam, lr : float or ndarray of shape (R,).
     check_every : evaluate the loss and gradient norm every that many steps (1: every step).
     record_every : keep L(θ_t) for t = 0, record_every, 2·record_every, … (0: no history).
 
     Returns
     -------
-    params : the trained batch, same shapes.
+    params_batch : the trained batch, same shapes.
     out : ndarray of shape (R, 4): loss L(θ_t) and ‖∇L(θ_t)‖ at the last evaluated step t, the number of
         steps taken, the step at which the loss became non-finite (−1 if never).
     history : ndarray of shape (R, ceil(steps / record_every)), NaN where not reached.
     """
-    K, Kn, d, L, R, lam, dims = _prepare(params, lam, model, power)
+    K, Kn, d, L, R, lam, dims = _prepare(params_batch, lam, model, power)
     lr = _per_run(lr, R, "lr")
-    Ht, W, Wt, WL, WLt = to_layout(params)
+    Ht, W, Wt, WL, WLt = to_layout(params_batch)
     history = np.full((R, -(-steps // record_every) if record_every > 0 else 0), np.nan)
     out = np.empty((R, 4))
     dummy = (np.empty((1,) + Ht.shape[1:]), np.empty((1,) + W.shape[1:]), np.empty((1,) + WL.shape[1:]))
     _run_batch(Ht, W, Wt, WL, WLt, act_codes(L, model, power), dims, lam, lr, int(steps), float(tol),
                int(check_every), int(record_every), history, out, *dummy, False)
     return from_layout(Ht, W, WL, K, Kn, d), out, history
+
+
+__all__ = ["act_codes", "from_layout", "gradient_descent_batch", "loss_and_grads", "loss_and_grads_batch",
+           "to_layout"]

@@ -8,7 +8,7 @@
 
 Batched parameters are lists [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)]: run r is
 ``[p[r] for p in params]``.  Both paths take the same steps in the same order (see
-:func:`refimpl.dufm.model_numba.train` for the stopping rule); tests check that they agree.
+:func:`refimpl.dufm.model_numba.gradient_descent_batch` for the stopping rule); tests check that they agree.
 """
 
 import dataclasses
@@ -116,9 +116,9 @@ def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, 
         idx = np.flatnonzero(active)
         start = int(done[idx[0]])
         todo = min(chunk, steps - start)
-        sub, out, hist = kernel.train([p[idx] for p in params], lam=lam[idx], lr=lr[idx], steps=todo,
-                                      tol=tol, model=model_name, power=power, check_every=check_every,
-                                      record_every=record_every)
+        sub, out, hist = kernel.gradient_descent_batch(
+            [p[idx] for p in params], lam=lam[idx], lr=lr[idx], steps=todo, tol=tol, model=model_name,
+            power=power, check_every=check_every, record_every=record_every)
         for p, q in zip(params, sub, strict=True):
             p[idx] = q
         if record_every:

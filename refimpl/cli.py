@@ -152,10 +152,10 @@ class SpecGroup(click.Group):
             raise click.UsageError(f"unknown {self.kind} {name!r}; choose from: {', '.join(specs)}")
         return self.make_command(specs[name])
 
-    def invoke(self, ctx):
-        if not ctx.protected_args and not ctx.args and not self.invoke_without_command:
+    def parse_args(self, ctx, args):
+        if not args and not self.invoke_without_command:
             raise click.UsageError(f"missing {self.kind} name; choose from: {', '.join(self.specs())}")
-        return super().invoke(ctx)
+        return super().parse_args(ctx, args)
 
 
 def _json_flag():
@@ -184,10 +184,10 @@ def _on_sigterm(signum, frame):
 class OneLineErrors(click.Group):
     """The root group: every error is one ``Error: ...`` line on stderr (no usage banner, no traceback)."""
 
-    def invoke(self, ctx):
-        if not ctx.protected_args and not ctx.args:
+    def parse_args(self, ctx, args):
+        if not args:
             raise click.UsageError(f"missing command; choose from: {', '.join(self.list_commands(ctx))}")
-        return super().invoke(ctx)
+        return super().parse_args(ctx, args)
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **kwargs):
         if not standalone_mode:
@@ -212,7 +212,7 @@ class OneLineErrors(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=OneLineErrors, invoke_without_command=True)
+@click.group(cls=OneLineErrors)
 def main():
     """Reference implementation of 'Feature collapse' and 'The persistence of neural collapse despite
     low-rank bias'."""

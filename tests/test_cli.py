@@ -2,7 +2,6 @@
 ``Error: …`` on stderr, the documented exit status, no traceback, nothing written."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -66,13 +65,13 @@ def test_changed_settings_go_to_runs_and_the_paper_settings_to_figures():
     assert registry.default_out_dir(fig4c, ckpt) == Path("figures")      # a checkpoint changes no result
 
 
-def test_the_default_output_of_changed_settings_is_runs_name(tmp_path):
-    with CliRunner().isolated_filesystem(temp_dir=tmp_path) as cwd:
-        result = CliRunner().invoke(main, ["figure", "fig4c", *TINY, "--quiet"])
-        assert result.exit_code == 0, result.output
-        assert sorted(p.name for p in (Path(cwd) / "runs" / "fig4c").iterdir()) == [
-            "fig4c.json", "fig4c.png", "fig4c.timing.json"]
-        assert not (Path(cwd) / "figures").exists()
+def test_the_default_output_of_changed_settings_is_runs_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["figure", "fig4c", *TINY, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "runs" / "fig4c").iterdir()) == [
+        "fig4c.json", "fig4c.png", "fig4c.timing.json"]
+    assert not (tmp_path / "figures").exists()
 
 
 def _afile(tmp: Path) -> str:
@@ -89,8 +88,8 @@ def _text_checkpoint(tmp: Path) -> str:
 BAD = [
     ([], 2, "missing command; choose from: bench, figure, predict, verify"),
     (["frobnicate"], 2, "No such command 'frobnicate'"),
-    (["figure"], 2, "missing figure name; choose from: fig3"),
-    (["figure", "fig9"], 2, "unknown figure 'fig9'; choose from: fig3"),
+    (["figure"], 2, "missing figure name; choose from: fig1, fig3"),
+    (["figure", "fig9"], 2, "unknown figure 'fig9'; choose from: fig1, fig3"),
     (["figure", "fig4c", "--nw", "31"], 2, "nw = 31 is not divisible by nc = 3"),
     (["figure", "fig3", "--K", "0"], 2, "K must be a positive integer, got 0"),
     (["figure", "fig3", "--d", "-4"], 2, "d must be a positive integer, got -4"),
@@ -136,18 +135,14 @@ BAD = [
 
 @pytest.mark.parametrize("args, status, message", BAD,
                          ids=[" ".join(map(str, a[0]))[:60] or "none" for a in BAD])
-def test_bad_input_is_one_line_with_its_exit_status_and_nothing_written(args, status, message, tmp_path):
+def test_bad_input_is_one_line_with_its_exit_status_and_nothing_written(args, status, message, tmp_path,
+                                                                        monkeypatch):
     work = tmp_path / "cwd"
     work.mkdir()
     args = [a(tmp_path) if callable(a) else a.replace("{tmp}", str(tmp_path)) for a in args]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    runner = CliRunner()
-    cwd = os.getcwd()
-    os.chdir(work)                                                        # default outputs would land here
-    try:
-        result = runner.invoke(main, args)
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(work)                                               # default outputs would land here
+    result = CliRunner().invoke(main, args)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == status, result.output
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from refimpl.dufm import model, orbits, theory
+from refimpl.dufm import model, orbits, structures
 from refimpl.dufm import train as tr
-from refimpl.figures import dufm_training as fig
+from refimpl.figures import dufm_prevalence, dufm_rank, dufm_relu
 from refimpl.registry import Context
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,8 +49,8 @@ def initial_losses(cfg, K, d, L, lam, model_name="linear"):
 
 
 def test_run_rank_small(tmp_path):
-    cfg = fig.RankConfig(K=4, d=5, Ls=(1, 3), lam=1e-2, lr=1.0, steps=3000, seeds=2, gain=1.0)
-    summary = fig.run_rank(cfg, _ctx(tmp_path))
+    cfg = dufm_rank.RankConfig(K=4, d=5, Ls=(1, 3), lam=1e-2, lr=1.0, steps=3000, seeds=2, gain=1.0)
+    summary = dufm_rank.run_rank(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-rank")
     assert saved["per_L"] == json.loads(json.dumps(summary["per_L"]))
     assert {"figure", "config", "seeds", "rank_tol", "per_L", "trial_ranks", "wall_seconds"} <= saved.keys()
@@ -79,8 +79,9 @@ def test_run_rank_small(tmp_path):
 
 def test_run_prevalence_small(tmp_path):
     K, L = 4, 1
-    cfg = fig.PrevalenceConfig(K=K, L=L, ds=(4, 6), lams=(1e-2, 3e-2), lr=1.0, steps=2000, seeds=3)
-    summary = fig.run_prevalence(cfg, _ctx(tmp_path))
+    cfg = dufm_prevalence.PrevalenceConfig(K=K, L=L, ds=(4, 6), lams=(1e-2, 3e-2), lr=1.0, steps=2000,
+                                           seeds=3)
+    summary = dufm_prevalence.run_prevalence(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-prevalence")
     assert {"figure", "config", "seeds", "cells", "optima", "dnc_counts", "orbit_ratio_r", "orbit_ratio",
             "trial_dnc_counts", "wall_seconds"} <= saved.keys()
@@ -99,8 +100,9 @@ def test_run_prevalence_small(tmp_path):
     r = saved["orbit_ratio_r"]
     assert r == 2
     for d in cfg.ds:
-        dims = [orbits.orbit_dimension(theory.balanced_params(2.0 * X(K), L, d, rng=np.random.default_rng(d)))
-                for X in (theory.dnc_matrix, theory.lr_matrix)]
+        dims = [orbits.orbit_dimension(structures.balanced_params(2.0 * X(K), L, d,
+                                                                  rng=np.random.default_rng(d)))
+                for X in (structures.dnc_matrix, structures.lr_matrix)]
         assert saved["orbit_ratio"][str(d)] == pytest.approx(dims[0] / dims[1], rel=1e-12)
 
 
@@ -115,8 +117,8 @@ def test_run_prevalence_counts_a_mixed_outcome(tmp_path):
     """K = 4, L = 2, λ = 1e-2 from orthogonal × 1: of 6 seeds 4 end at DNC, 2 at the rank-2 block LR
     optimum; the DNC count is the count of runs classified DNC, and each run sits at its optimum."""
     K, L, lam = 4, 2, 1e-2
-    cfg = fig.PrevalenceConfig(K=K, L=L, ds=(4,), lams=(lam,), lr=1.0, steps=2000, seeds=6)
-    saved = fig.run_prevalence(cfg, _ctx(tmp_path))
+    cfg = dufm_prevalence.PrevalenceConfig(K=K, L=L, ds=(4,), lams=(lam,), lr=1.0, steps=2000, seeds=6)
+    saved = dufm_prevalence.run_prevalence(cfg, _ctx(tmp_path))
     cell = saved["cells"][0]
     assert saved["dnc_counts"]["0.01"] == [cell["ends"].count("DNC")] == [4]
     assert saved["optima"]["0.01"]["lr"] == pytest.approx(even_lr_optimum(K, L, lam), rel=1e-8)
@@ -129,8 +131,8 @@ def test_run_prevalence_counts_a_mixed_outcome(tmp_path):
 
 def test_run_relu_small(tmp_path):
     K, d = 3, 4
-    cfg = fig.ReluConfig(K=K, d=d, Ls=(2, 3), lam=1e-2, lr=0.5, steps=400, seeds=2)
-    fig.run_relu(cfg, _ctx(tmp_path))
+    cfg = dufm_relu.ReluConfig(K=K, d=d, Ls=(2, 3), lam=1e-2, lr=0.5, steps=400, seeds=2)
+    dufm_relu.run_relu(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-relu")
     assert {"figure", "config", "seeds", "per_L", "wall_seconds"} <= saved.keys()
     assert sorted(saved["per_L"]) == ["2", "3"]

@@ -29,8 +29,10 @@ import dataclasses
 import numpy as np
 from scipy import optimize
 
-from refimpl.dufm import orbits, theory
+from refimpl.dufm import orbits
+from refimpl.dufm.critical import dnc_critical_scales, dnc_lambda_max
 from refimpl.dufm.model import check_params, forward, loss_and_grads, suffix_products, targets
+from refimpl.dufm.structures import balanced_params, dnc_matrix
 from refimpl.errors import require
 
 
@@ -134,11 +136,11 @@ def spectrum(params, *, lam: float, rtol: float = 1e-9) -> HessianSpectrum:
 
 def dnc_critical_point(K: int, L: int, lam: float, d: int, *, root: int = -1, rng=None):
     """Balanced parameters at Z = αS with α = dnc_critical_scales(K, L, lam)[root] (large root: −1)."""
-    roots = theory.dnc_critical_scales(K, L, lam)
+    roots = dnc_critical_scales(K, L, lam)
     require(len(roots) > 0, f"lam = {float(lam):g} exceeds eq. (10)'s maximum "
-                            f"{theory.dnc_lambda_max(K, L)[0]:.6g}: no DNC critical point")
+                            f"{dnc_lambda_max(K, L)[0]:.6g}: no DNC critical point")
     alpha = roots[root]
-    return theory.balanced_params(alpha * theory.dnc_matrix(K), L, d, rng=rng), alpha
+    return balanced_params(alpha * dnc_matrix(K), L, d, rng=rng), alpha
 
 
 def dnc_reduced_curvatures(K: int, L: int, alpha: float) -> list:
@@ -171,7 +173,7 @@ def dnc_minimum_threshold(K: int, L: int):
     α_c = K(L−1)/(L+1) when K ≥ 4 and that lies on the large branch (α ≥ α*); for K = 3 the root of the
     second curvature; otherwise α* (every large-root point is a minimum); λ_c = eq. (10)'s right side.
     """
-    lam_max, a_star = theory.dnc_lambda_max(K, L)
+    lam_max, a_star = dnc_lambda_max(K, L)
     if L == 1:
         return 0.0, lam_max
     q = (L - 1) / (L + 1)

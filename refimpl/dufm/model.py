@@ -20,12 +20,15 @@ Three models share them (``model=``):
 Y = I_K ⊗ 1_nᵀ ∈ R^{K×Kn} holds the one-hot labels; the paper's n = 1 gives Y = I_K.  The relu and
 mse backward passes are ordinary reverse accumulation through :func:`forward`'s cache; for the linear
 model that reverse accumulation is the same sum of products as eq. (7) (a test checks both forms).
-:mod:`refimpl.dufm.model_numba` mirrors these passes for many independent runs at once.
+:mod:`refimpl.dufm.model_numba` is the compiled twin: ``model_numba.loss_and_grads`` has this module's
+signature, and its batched variants fuse these passes with the update for many runs at once.  This module
+never imports the twin; :mod:`refimpl.dufm.train` chooses the backend.
 """
 
 import numpy as np
 
 from refimpl.errors import InputError, require
+from refimpl.validate import choice, nonneg_number, positive_int, width
 
 MODELS = ("linear", "relu", "mse")
 
@@ -36,7 +39,7 @@ def check_params(params, *, lam=0.0, model="linear", power=None):
     Bad input: fewer than two matrices (L < 1), d < K, shapes that do not chain, a negative or
     non-finite λ, an unknown model, a power that is not a positive integer or given for a CE model.
     """
-    require(model in MODELS, f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+    choice("model", model, MODELS)
     require(isinstance(params, (list, tuple)) and len(params) >= 2,
             f"params = [H_1, W_1, ..., W_L] needs L >= 1 weight matrices, got L = "
             f"{len(params) - 1 if isinstance(params, (list, tuple)) else params!r}")
@@ -47,16 +50,15 @@ def check_params(params, *, lam=0.0, model="linear", power=None):
     L = len(params) - 1
     d, Kn = params[0].shape
     K = params[-1].shape[0]
-    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
+    width(d, K)
     require(Kn % K == 0 and Kn > 0, f"H_1 has {Kn} columns, not a positive multiple of K = {K}")
     for l in range(1, L + 1):
         want = (K if l == L else d, d)
         require(params[l].shape == want, f"W_{l} has shape {params[l].shape}, expected {want}")
-    require(np.isfinite(lam) and lam >= 0, f"lam must be a finite number >= 0, got {float(lam):g}")
+    nonneg_number("lam", lam)
     if power is not None:
         require(model == "mse", f"power={power!r} selects a Hadamard power: only for model='mse'")
-        require(not isinstance(power, bool) and float(power).is_integer() and power >= 1,
-                f"power must be a positive integer, got {power!r}")
+        positive_int("power", power)
     return K, Kn // K, d, L
 
 
@@ -93,6 +95,11 @@ def squared_error(Z: np.ndarray, n: int = 1):
     return 0.5 * float(np.vdot(R, R)) / Kn, R / Kn
 
 
+def mse_activation(power=None):
+    """ζ of the MSE model (eq. 4): "relu" (power None) or the Hadamard power p (section A.2)."""
+    return "relu" if power is None else int(power)
+
+
 def activations(L: int, model: str = "linear", power=None) -> list:
     """Which non-linearity acts on H_l before W_l, for l = 1..L (index 0 unused): None, "relu" or p.
 
@@ -102,17 +109,26 @@ def activations(L: int, model: str = "linear", power=None) -> list:
     if model == "relu":
         acts[2:] = ["relu"] * (L - 1)
     elif model == "mse":
-        acts[L] = "relu" if power is None else int(power)
+        acts[L] = mse_activation(power)
     return acts
 
 
-def _zeta(H, act):
-    """ζ(H) and ζ'(H) for act = None (identity), "relu" or an integer Hadamard power p."""
+def zeta(H, act):
+    """ζ(H) element-wise for act = None (identity), "relu" (max(H, 0)) or an integer power p (H^p)."""
     if act is None:
-        return H, None
+        return H
     if act == "relu":
-        return np.maximum(H, 0.0), (H > 0).astype(H.dtype)
-    return H ** act, act * H ** (act - 1)
+        return np.maximum(H, 0.0)
+    return H ** act
+
+
+def zeta_prime(H, act):
+    """ζ'(H) element-wise: None for the identity, the mask 1[H > 0] for ReLU, p H^{p−1} for a power."""
+    if act is None:
+        return None
+    if act == "relu":
+        return (H > 0).astype(H.dtype)
+    return act * H ** (act - 1)
 
 
 def forward(params, *, model="linear", power=None):
@@ -128,10 +144,9 @@ def forward(params, *, model="linear", power=None):
     acts = activations(L, model, power)
     Hs, Lams, dzetas = [params[0]], [], []                                # Hs[0] = H_1 (d, Kn)
     for l in range(1, L + 1):
-        lam_l, dz = _zeta(Hs[-1], acts[l])                                # (d, Kn) Λ_l
-        Lams.append(lam_l)
-        dzetas.append(dz)
-        Hs.append(params[l] @ lam_l)                                      # (d, Kn) H_{l+1}; Z (K, Kn)
+        Lams.append(zeta(Hs[-1], acts[l]))                                # (d, Kn) Λ_l
+        dzetas.append(zeta_prime(Hs[-1], acts[l]))                        # (d, Kn) ζ'(H_l) or None
+        Hs.append(params[l] @ Lams[-1])                                   # (d, Kn) H_{l+1}; Z (K, Kn)
     return Hs[-1], (Hs, Lams, dzetas, model, n)
 
 
@@ -232,5 +247,5 @@ def loss(params, *, lam, model="linear", power=None) -> float:
 
 
 __all__ = ["MODELS", "InputError", "activations", "backward", "check_params", "cross_entropy",
-           "eq7_gradients", "forward", "loss", "loss_and_grads", "regularization", "squared_error",
-           "suffix_products", "targets"]
+           "eq7_gradients", "forward", "loss", "loss_and_grads", "mse_activation", "regularization",
+           "squared_error", "suffix_products", "targets", "zeta", "zeta_prime"]

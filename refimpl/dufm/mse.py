@@ -8,29 +8,28 @@ W_L = ζ(X)ᵀ (ζ(X)ζ(X)ᵀ + KλI_d)^{−1}, the loss of eq. (4) is
 with σ_i the singular values of X and σ̃_i those of ζ(X). Eq. (5) is this divided by ½Lλ.
 
 Damm–Dietrich (section A.2): for a generic rank-r matrix of size m×n, rank(X^{∘p}) = min(C(r+p−1, p), m, n).
+
+ζ is :func:`refimpl.dufm.model.zeta` (ReLU, or the Hadamard power x^p with ``power=p``); X is (d, K), d ≥ K.
 """
 
 from math import comb
 
 import numpy as np
 
-from refimpl.dufm.theory import RTOL_ZERO
+from refimpl.dufm.model import mse_activation, zeta
+from refimpl.dufm.structures import RTOL_ZERO
 from refimpl.errors import require
-from refimpl.validate import positive_int
+from refimpl.validate import positive_int, positive_number, width
 
 
-def _zeta(X, power):
-    return np.maximum(X, 0.0) if power is None else X ** int(power)
-
-
-def _check(X, L, lam, power):
+def _inputs(X, L, lam, power):
+    """X as a float (d, K) array with d ≥ K, L ≥ 1, λ > 0, power None or a positive integer."""
     X = np.asarray(X, dtype=np.float64)
-    require(X.ndim == 2 and X.shape[0] >= X.shape[1], f"X must have shape (d, K) with d >= K, got {X.shape}")
-    L = positive_int("L", L)
-    require(np.isfinite(lam) and lam > 0, f"lam must be a finite number > 0, got {float(lam):g}")
+    require(X.ndim == 2, f"X must have shape (d, K), got {X.shape}")
+    width(X.shape[0], X.shape[1])
     if power is not None:
         positive_int("power", power)
-    return X, L, float(lam)
+    return X, positive_int("L", L), positive_number("lam", lam)
 
 
 def mse_reduced_loss(X: np.ndarray, L: int, lam: float, power=None, rtol: float = RTOL_ZERO) -> float:
@@ -38,10 +37,10 @@ def mse_reduced_loss(X: np.ndarray, L: int, lam: float, power=None, rtol: float 
 
     Singular values of X below rtol · max are dropped from the Schatten term (numerically zero).
     """
-    X, L, lam = _check(X, L, lam, power)
+    X, L, lam = _inputs(X, L, lam, power)
     K = X.shape[1]
     s = np.linalg.svd(X, compute_uv=False)                                # (K,)
-    st = np.linalg.svd(_zeta(X, power), compute_uv=False)                 # (K,)
+    st = np.linalg.svd(zeta(X, mse_activation(power)), compute_uv=False)  # (K,)
     s = s[s > rtol * s.max()] if s.max() > 0 else s[:0]
     fit_and_last = 0.5 * lam * float(np.sum(1.0 / (st ** 2 + K * lam)))   # ½λ‖W_L‖² + ‖W_Lζ − I‖²/(2K)
     return fit_and_last + 0.5 * L * lam * float(np.sum(s ** (2.0 / L)))
@@ -53,7 +52,7 @@ def mse_params(X: np.ndarray, L: int, lam: float, power=None) -> list:
     H_1, W_1 … W_{L−1}: the balanced factors of X = U diag(s) Vᵀ, each with singular values s^{1/L}
     (singular vectors: the identity on the hidden spaces); W_L = ζ(X)ᵀ(ζ(X)ζ(X)ᵀ + KλI_d)^{−1} (C.1).
     """
-    X, L, lam = _check(X, L, lam, power)
+    X, L, lam = _inputs(X, L, lam, power)
     d, K = X.shape
     U, s, Vt = np.linalg.svd(X, full_matrices=False)                      # (d, K), (K,), (K, K)
     sig = np.where(s > RTOL_ZERO * max(s.max(), 1e-300), s, 0.0) ** (1.0 / L)   # (K,)
@@ -64,7 +63,7 @@ def mse_params(X: np.ndarray, L: int, lam: float, power=None) -> list:
         factors = [E * sig @ Vt]                                          # (d, K) H_1
         factors += [E * sig @ E.T for _ in range(L - 2)]                  # (d, d) W_1 … W_{L−2}
         factors.append(U * sig @ E.T)                                     # (d, d) W_{L−1}
-    F = _zeta(X, power)                                                   # (d, K) ζ(H_L)
+    F = zeta(X, mse_activation(power))                                    # (d, K) ζ(H_L)
     WL = np.linalg.solve(F @ F.T + K * lam * np.eye(d), F).T              # (K, d) symmetric system
     return factors + [WL]
 

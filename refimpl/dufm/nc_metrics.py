@@ -3,7 +3,7 @@
 Definitions follow section 2.1 of *The persistence of neural collapse despite low-rank bias* (Papyan et
 al.'s NC1–NC3) and its DUFM definition of DNC (section 3, Z = α(I − 11ᵀ/K)).  Features are columns:
 H of shape (d, K·n), column k·n+i is sample i of class k (the DUFM convention).  Every measure is 0 at
-exact collapse.
+exact collapse.  S = I − 11ᵀ/K is :func:`refimpl.dufm.structures.dnc_matrix`.
 
     measure   function                    definition
     NC1       :func:`nc1`                 tr(Σ_W Σ_B⁺)/K
@@ -18,6 +18,8 @@ exact collapse.
 import dataclasses
 
 import numpy as np
+
+from refimpl.dufm.structures import dnc_matrix, is_diagonally_superior
 
 
 def class_means(H: np.ndarray, n: int = 1):
@@ -39,11 +41,6 @@ def nc1(H: np.ndarray, n: int = 1) -> float:
     return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rtol=1e-10))) / K
 
 
-def simplex(K: int) -> np.ndarray:
-    """S = I_K − 11ᵀ/K, the Gram matrix of the standard simplex ETF; shape (K, K)."""
-    return np.eye(K) - np.ones((K, K)) / K
-
-
 def _unit(A: np.ndarray) -> np.ndarray:
     nrm = np.linalg.norm(A)
     return A / nrm if nrm > 0 else A
@@ -57,7 +54,7 @@ def nc2(H: np.ndarray, n: int = 1, center: bool = True) -> float:
     """
     means, mu_g = class_means(H, n)
     M = means - mu_g[:, None] if center else means                        # (d, K)
-    return float(np.linalg.norm(_unit(M.T @ M) - _unit(simplex(M.shape[1]))))
+    return float(np.linalg.norm(_unit(M.T @ M) - _unit(dnc_matrix(M.shape[1]))))
 
 
 def nc3(W: np.ndarray, H: np.ndarray, n: int = 1) -> float:
@@ -134,9 +131,8 @@ def classify(Z: np.ndarray, n: int = 1, rank_tol=RANK_TOL, dnc_tol=DNC_TOL, zero
     s = np.linalg.svd(Zbar, compute_uv=False)                             # (K,)
     sv = s / s[0] if s[0] > 0 else s
     rank = int(np.sum(sv > rank_tol)) if s[0] > 0 else 0
-    dist = float(np.linalg.norm(_unit(Zbar) - _unit(simplex(K))))
-    off = Zbar - np.diag(np.full(K, np.inf))                              # (K, K) diagonal masked out
-    superior = bool(np.all(np.diag(Zbar) > off.max(axis=0)))
+    dist = float(np.linalg.norm(_unit(Zbar) - _unit(dnc_matrix(K))))
+    superior = is_diagonally_superior(Zbar)
     if s[0] <= zero_tol:
         kind = "zero"
     elif rank == K - 1 and dist <= dnc_tol:

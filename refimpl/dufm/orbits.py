@@ -18,7 +18,7 @@ still increases towards (K−1)/r.
 import numpy as np
 
 from refimpl.errors import require
-from refimpl.validate import positive_int
+from refimpl.validate import positive_int, width
 
 
 def stiefel_dimension(r: int, d: int) -> int:
@@ -32,8 +32,9 @@ def grassmann_dimension(r: int, d: int) -> int:
 
 
 def _check(d, K, L, r=None):
-    d, K, L = positive_int("d", d), positive_int("K", K), positive_int("L", L)
-    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
+    """(d, K, L, r) as ints: K, L ≥ 1, d ≥ K (:func:`refimpl.validate.width`), 1 ≤ r ≤ K when given."""
+    K, L = positive_int("K", K), positive_int("L", L)
+    d = width(d, K)
     if r is not None:
         r = positive_int("r", r)
         require(r <= K, f"rank r = {r} exceeds K = {K}")

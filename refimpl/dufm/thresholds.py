@@ -8,13 +8,17 @@ construction beats that bound when (even K) ((K+2)/K)^{3/(L+1)} 2^{(L−3)/(L+1)
 (K−1) 2^{(L−3)/(L+1)} ((K+3)/(K+1))^{1/(L+1)} ((K+3)/K)^{2/(L+1)} ≥ K+3 — i.e. L = 4, K ≥ 16 or L ≥ 5,
 K ≥ 10 as the paper states (even K ≥ 14 already suffices at L = 4).
 Both are sufficient conditions at equal scales; :func:`gap_table` optimizes both scales instead.
+
+Structures are (K, K) matrices (:mod:`refimpl.dufm.structures`); B.7's construction returns the ReLU
+model's parameters [H_1 (d, K), W_1 (d, d), …, W_L (K, d)]; tables are (len(Ks), len(Ls)).
 """
 
 import numpy as np
 
-from refimpl.dufm import theory
+from refimpl.dufm import structures
+from refimpl.dufm.critical import optimal_dnc
 from refimpl.errors import require
-from refimpl.validate import positive_int
+from refimpl.validate import choice, positive_int, width
 
 
 def theorem1_inequality(K: int, L: int) -> bool:
@@ -54,7 +58,7 @@ def min_diagonally_superior_rank(K: int) -> int:
 
     Notes
     -----
-    Rank 2 is reached by :func:`theory.circle_matrix`. Rank 1 is impossible for K ≥ 3: for M = abᵀ,
+    Rank 2 is reached by :func:`structures.circle_matrix`. Rank 1 is impossible for K ≥ 3: for M = abᵀ,
     M_jj > M_ij for all i ≠ j forces a_j to be the strict maximum of a (b_j > 0) or its strict minimum
     (b_j < 0) for every j, and only two indices can be either. The paper only bounds q < K/2 + 1.
     """
@@ -82,7 +86,7 @@ def theorem2_depth(X, M) -> int:
     X, M = np.asarray(X, dtype=np.float64), np.asarray(M, dtype=np.float64)
     require(X.ndim == 2 and X.shape[0] == X.shape[1] and X.shape == M.shape,
             f"X and M must be square of one shape, got {X.shape} and {M.shape}")
-    require(theory.is_diagonally_superior(M), "M is not diagonally superior")
+    require(structures.is_diagonally_superior(M), "M is not diagonally superior")
     mu, nu = (_nonzero_singular_values(A) for A in (X, M))                # (p,), (q,)
     p, q = mu.size, nu.size
     require(q < p, f"Theorem 2 needs rank M < rank X, got rank M = {q}, rank X = {p}")
@@ -102,13 +106,13 @@ def theorem2_depth(X, M) -> int:
 
 def _nonzero_singular_values(A):
     s = np.linalg.svd(A, compute_uv=False)                                # (K,)
-    return s[s > theory.RTOL_ZERO * s.max()] if s.max() > 0 else s[:0]
+    return s[s > structures.RTOL_ZERO * s.max()] if s.max() > 0 else s[:0]
 
 
 def _relu_structure(K: int, L: int):
     """B.7's X̄, Ȳ (K, K), c with Z = c ψ^{L+1} X̄, n with ‖·‖² = n ψ² for each of the L+1 matrices,
     and the ratios φ_2/ψ², χ/ψ, ψ_L/ψ that equalize those norms."""
-    Xb = theory.lr_matrix(K)                                              # (K, K)
+    Xb = structures.lr_matrix(K)                                          # (K, K)
     Yb = np.ones((K, K))                                                  # (K, K)
     if K % 2 == 0:
         c = 2.0 ** (L - 1) * ((K + 2) / K) ** 1.5
@@ -120,7 +124,7 @@ def _relu_structure(K: int, L: int):
 
 def relu_dnc_lower_bound(K: int, L: int, lam: float) -> float:
     """B.7: no DNC point of the ReLU CE DUFM has a loss below min_α L_DNC(α) of the linear model."""
-    return theory.optimal_dnc(K, L, lam).loss
+    return optimal_dnc(K, L, lam).loss
 
 
 def relu_lr_construction(K: int, L: int, lam: float, d: int, *, psi=None):
@@ -135,16 +139,16 @@ def relu_lr_construction(K: int, L: int, lam: float, d: int, *, psi=None):
     params : [H_1 (d, K), W_1 (d, d), …, W_L (K, d)]
     loss : float, g(Z)/K + ½ λ (L+1) n ψ².
     """
-    K, L, d = positive_int("K", K), positive_int("L", L), positive_int("d", d)
+    K, L = positive_int("K", K), positive_int("L", L)
     require(K >= 2, f"B.7's construction needs K >= 2, got K = {K}")
     require(L >= 2, f"B.7's construction needs L >= 2 (no ReLU layer when L = 1), got L = {L}")
-    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
+    d = width(d, K)
     Xb, Yb, c, n, phi_ratio, chi_ratio, last_ratio = _relu_structure(K, L)
     p = 2.0 / (L + 1)
     if psi is None:
-        opt = theory.minimize_scale(Xb, L, lam, weight=n * c ** (-p), name="relu-lr")
+        opt = structures.minimize_scale(Xb, L, lam, weight=n * c ** (-p), name="relu-lr")
         psi = (opt.scale / c) ** (1.0 / (L + 1))
-    loss = theory.fit_term(c * psi ** (L + 1) * Xb) + 0.5 * lam * (L + 1) * n * psi ** 2
+    loss = structures.fit_term(c * psi ** (L + 1) * Xb) + 0.5 * lam * (L + 1) * n * psi ** 2
     pad = np.zeros((d, d))                                                # (d, d)
     H2 = pad[:, :K].copy()
     H2[:K] = phi_ratio * psi ** 2 * (Xb + Yb)                             # (d, K) φ_2 (X̄ + Ȳ)
@@ -166,7 +170,7 @@ def gap_table(Ks, Ls, lam: float, structure: str = "lr", progress=None) -> np.nd
     structure: "lr" (B.2), "circle" (K ≥ 3), or "relu" (B.7's construction minus the ReLU DNC lower
     bound, L ≥ 2). Negative entries: DNC is not a global optimum there.
     """
-    require(structure in ("lr", "circle", "relu"), f"unknown structure {structure!r}")
+    choice("structure", structure, ("lr", "circle", "relu"))
     out = np.full((len(Ks), len(Ls)), np.nan)
     for i, K in enumerate(Ks):
         for j, L in enumerate(Ls):
@@ -174,11 +178,11 @@ def gap_table(Ks, Ls, lam: float, structure: str = "lr", progress=None) -> np.nd
                 progress.update(1)
             if K < 2 or (structure == "circle" and K < 3) or (structure == "relu" and L < 2):
                 continue
-            dnc = theory.optimal_dnc(K, L, lam).loss
+            dnc = optimal_dnc(K, L, lam).loss
             if structure == "lr":
-                other = theory.optimal_lr(K, L, lam).loss
+                other = structures.optimal_lr(K, L, lam).loss
             elif structure == "circle":
-                other = theory.optimal_circle(K, L, lam).loss
+                other = structures.optimal_circle(K, L, lam).loss
             else:
                 other = relu_lr_construction(K, L, lam, K)[1]
             out[i, j] = other - dnc

@@ -1,14 +1,17 @@
 """Full-batch gradient descent on the DUFM for many runs at once, and what each run ended at.
 
     init_batch            orthogonal (× gain) or isotropic Gaussian initializations, one seed per run
-    gradient_descent      θ ← θ − η ∇L(θ), fixed η, on the Numba kernel (batched) or the NumPy reference
+    gradient_descent      θ ← θ − η ∇L(θ), fixed η, on the compiled twin (batched) or the NumPy reference
     summarize             per run: final loss, singular values of Z, end point (DNC / low rank r / …),
                           NC1–NC4 per layer and Lemma 1's balancedness residuals
+    train_seeds           the three above for seeds 0..seeds−1 (what the training figures run)
     default_steps         max(20/(η λ), 20000): ~20 e-folds of weight decay, when the structure is readable
 
 Batched parameters are lists [H_1 (R, d, Kn), W_1 (R, d, d), …, W_L (R, K, d)]: run r is
-``[p[r] for p in params]``.  Both paths take the same steps in the same order (see
-:func:`refimpl.dufm.model_numba.gradient_descent_batch` for the stopping rule); tests check that they agree.
+``[p[r] for p in params]``.  This module chooses the backend: ``"numba"`` runs
+:func:`refimpl.dufm.model_numba.gradient_descent_batch` (see it for the stopping rule), ``"numpy"`` loops
+:func:`refimpl.dufm.model.loss_and_grads` over runs and steps; both take the same steps in the same order
+(tests check that they agree).
 """
 
 import dataclasses
@@ -17,27 +20,18 @@ import time
 
 import numpy as np
 
-from refimpl import progress
+from refimpl import progress, validate
 from refimpl.dufm import model, nc_metrics
-from refimpl.errors import require
-from refimpl.validate import positive_int
+from refimpl.dufm.structures import haar_orthogonal
+from refimpl.validate import choice, nonneg_int, nonneg_number, positive_int, positive_number, width
 
 INITS = ("orthogonal", "gaussian")
-BACKENDS = ("numba", "numpy")
 CHUNK = 5000          # steps per kernel call on the Numba path (drives the progress bar)
 
 
 def default_steps(lr: float, lam: float) -> int:
     """max(20/(η λ), 20000): after ~20 e-folds of the weight decay e^{−ηλt} the end point is readable."""
     return int(max(np.ceil(20.0 / (lr * lam)) if lam > 0 else 20000, 20000))
-
-
-def _semi_orthogonal(rng, rows: int, cols: int) -> np.ndarray:
-    """A (rows, cols) matrix with orthonormal columns (rows ≥ cols) or rows (rows < cols), Haar-random."""
-    big, small = max(rows, cols), min(rows, cols)
-    Q, R = np.linalg.qr(rng.standard_normal((big, small)))               # (big, small)
-    Q = Q * np.sign(np.diag(R))                                           # Haar measure
-    return Q if rows >= cols else Q.T
 
 
 def init_params(K: int, d: int, L: int, seed: int, *, n: int = 1, init: str = "orthogonal",
@@ -48,14 +42,14 @@ def init_params(K: int, d: int, L: int, seed: int, *, n: int = 1, init: str = "o
     gaussian: i.i.d. N(0, gain²/d) entries (the same scale: singular values near ``gain``).
     K, d, L, n must be positive integers with d ≥ K (InputError otherwise: L = 0 is no model).
     """
-    K, d, L, n = (positive_int(name, v) for name, v in (("K", K), ("d", d), ("L", L), ("n", n)))
-    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
-    require(init in INITS, f"unknown init {init!r}; use one of {', '.join(INITS)}")
-    require(np.isfinite(gain) and gain > 0, f"gain must be a positive number, got {float(gain):g}")
+    K, L, n = (positive_int(name, v) for name, v in (("K", K), ("L", L), ("n", n)))
+    d = width(d, K)
+    choice("init", init, INITS)
+    gain = positive_number("gain", gain)
     rng = np.random.default_rng(seed)
     shapes = [(d, K * n)] + [(d, d)] * (L - 1) + [(K, d)]
     if init == "orthogonal":
-        return [gain * _semi_orthogonal(rng, *s) for s in shapes]
+        return [gain * haar_orthogonal(rng, *s) for s in shapes]
     return [rng.standard_normal(s) * gain / np.sqrt(d) for s in shapes]
 
 
@@ -102,7 +96,7 @@ def _numpy_run(p, lam, lr, steps, tol, model_name, power, check_every, record_ev
 
 def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, record_every, bar):
     """Run the kernel in chunks of steps (for the progress bar); stopped runs leave the batch."""
-    from refimpl.dufm import model_numba as kernel
+    from refimpl.dufm import model_numba as kernel  # imported here: Numba loads only for this backend
     R = params[0].shape[0]
     done, diverged = np.zeros(R, dtype=np.int64), np.full(R, -1)
     history = np.full((R, -(-steps // record_every) if record_every else 0), np.nan)
@@ -132,7 +126,8 @@ def _kernel_chunks(params, lam, lr, steps, tol, model_name, power, check_every, 
 
 
 def gradient_descent(params, *, lam, lr, steps, tol=0.0, model_name="linear", power=None,
-                     backend="numba", check_every=10, record_every=0, show_progress=False) -> Trained:
+                     backend=validate.DEFAULT_BACKEND, check_every=10, record_every=0,
+                     show_progress=False) -> Trained:
     """Full-batch gradient descent with a fixed learning rate on every run of a batch.
 
     Parameters
@@ -141,21 +136,19 @@ def gradient_descent(params, *, lam, lr, steps, tol=0.0, model_name="linear", po
     lam, lr : float or ndarray of shape (R,) — seeds × hyper-parameters in one batch.
     steps : step budget; tol : stop once ‖∇L‖ ≤ tol (checked every ``check_every`` steps).
     model_name, power : as in :func:`refimpl.dufm.model.loss_and_grads`.
-    backend : "numba" (batched kernel, parallel over runs) or "numpy" (reference, loop over runs).
+    backend : "numba" (the compiled twin, batched, parallel over runs; the default,
+        :data:`refimpl.validate.DEFAULT_BACKEND`) or "numpy" (the reference, loop over runs).
     """
-    require(backend in BACKENDS, f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    require(float(steps).is_integer() and steps >= 1, f"steps must be a positive integer, got {steps!r}")
-    require(np.isfinite(tol) and tol >= 0, f"tol must be a number >= 0, got {tol!r}")
-    for name, every in (("check_every", check_every), ("record_every", record_every)):
-        require(float(every).is_integer() and every >= 0, f"{name} must be an integer >= 0, got {every!r}")
-    check_every, record_every = int(check_every), int(record_every)
+    backend, steps, tol = validate.backend(backend), positive_int("steps", steps), nonneg_number("tol", tol)
+    check_every = nonneg_int("check_every", check_every)
+    record_every = nonneg_int("record_every", record_every)
     R = params[0].shape[0]
     lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (R,)).copy()
     lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (R,)).copy()
-    require(np.all(np.isfinite(lr) & (lr > 0)), f"lr must be positive, got {float(lr.min()):g}")
+    for value in lr:
+        positive_number("lr", value)
     for r in range(R):
         model.check_params([p[r] for p in params], lam=lam[r], model=model_name, power=power)
-    steps = int(steps)
     t0 = time.perf_counter()
     with progress.bar(steps * (R if backend == "numpy" else 1), f"GD {R} runs",
                       enabled=show_progress) as bar:
@@ -203,3 +196,27 @@ def summarize(trained: Trained, *, model_name="linear", power=None, n=1) -> list
                       for l in range(1, len(p))]
         rows.append(row)
     return rows
+
+
+def check_seed_options(*, seeds, lr, gain, steps, init) -> None:
+    """Validate the options of :func:`train_seeds` that do not depend on the model (figure configs call
+    this before any training): seeds ≥ 1, lr > 0, gain > 0, steps ≥ 0 (0: :func:`default_steps`)."""
+    positive_int("seeds", seeds)
+    positive_number("lr", lr)
+    positive_number("gain", gain)
+    nonneg_int("steps", steps)
+    choice("init", init, INITS)
+
+
+def train_seeds(K, d, L, *, lam, lr, steps, seeds, init="orthogonal", gain=1.0, model_name="linear",
+                power=None, show_progress=False):
+    """Train runs from seeds 0..seeds−1: :func:`init_batch`, :func:`gradient_descent`, :func:`summarize`.
+
+    steps = 0 means :func:`default_steps` (lr, lam).  Returns (Trained, one summary row per run, steps).
+    """
+    check_seed_options(seeds=seeds, lr=lr, gain=gain, steps=steps, init=init)
+    steps = steps or default_steps(lr, lam)
+    params = init_batch(K, d, L, range(seeds), init=init, gain=gain)
+    trained = gradient_descent(params, lam=lam, lr=lr, steps=steps, model_name=model_name, power=power,
+                               show_progress=show_progress)
+    return trained, summarize(trained, model_name=model_name, power=power), steps

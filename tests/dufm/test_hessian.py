@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refimpl.dufm import hessian, orbits, theory
+from refimpl.dufm import critical, hessian, orbits
 from refimpl.dufm.model import forward
 from refimpl.errors import InputError
 
@@ -63,7 +63,7 @@ def test_theorem4_thresholds_for_K10():
 
 @pytest.mark.parametrize("K,L", [(4, 2), (5, 2), (6, 3), (3, 2), (8, 2)])
 def test_theorem4_negative_directions_match_the_reduced_analysis(K, L):
-    lam_max, _ = theory.dnc_lambda_max(K, L)
+    lam_max, _ = critical.dnc_lambda_max(K, L)
     a_c, lam_c = hessian.dnc_minimum_threshold(K, L)
     above = min(1.02 * lam_c, 0.5 * (lam_c + lam_max))
     counts = []
@@ -103,13 +103,20 @@ def test_dnc_point_requires_lambda_below_max():
 
 
 def test_figure_dufm_hessian_small(tmp_path):
-    from refimpl.figures import dufm_theory
+    from refimpl.figures import dufm_hessian
     from refimpl.registry import Context
 
-    config = dufm_theory.HessianConfig(K=5, Ls=(1, 2), n_lam=6, lam_min=1e-3)
-    summary = dufm_theory.run_hessian(config, Context(out_dir=tmp_path, progress=False, json=True))
+    config = dufm_hessian.HessianConfig(K=5, Ls=(1, 2), n_lam=6, lam_min=1e-3)
+    summary = dufm_hessian.run_hessian(config, Context(out_dir=tmp_path, progress=False, json=True))
     assert (tmp_path / "dufm-hessian.png").stat().st_size > 0 and (tmp_path / "dufm-hessian.json").exists()
     assert summary["counts_match_prediction"]
     curve = summary["curves"]["2"]
     below = np.array(curve["lam"]) < curve["lam_c"]
     assert np.all(np.array(curve["min_free"])[below] > 0) and np.all(np.array(curve["min_free"])[~below] < 0)
+
+
+def test_figure_config_rejects_bad_input():
+    from refimpl.figures import dufm_hessian
+
+    with pytest.raises(InputError, match="d = 5"):
+        dufm_hessian.HessianConfig(K=10, d=5)

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from refimpl.dufm import nc_metrics as nc
-from refimpl.dufm import theory
+from refimpl.dufm import structures
 
 
 def etf_features(rng, K, d, n=1, scale=2.0, offset=True):
     """Features whose class means form a rotated, scaled simplex ETF plus a global mean; (d, K·n)."""
     Q, _ = np.linalg.qr(rng.standard_normal((d, K)))                      # (d, K) orthonormal
-    means = scale * Q @ nc.simplex(K)                                     # (d, K), Gram ∝ S
+    means = scale * Q @ structures.dnc_matrix(K)                                     # (d, K), Gram ∝ S
     if offset:
         means = means + rng.standard_normal((d, 1))
     return np.repeat(means, n, axis=1)
@@ -54,7 +54,7 @@ def test_nc4_counts_disagreements(rng):
 
 @pytest.mark.parametrize("L", [1, 2, 4])
 def test_balancedness_is_zero_for_lemma1_parameters_and_not_for_random_ones(rng, L):
-    params = theory.balanced_params(theory.lr_matrix(4) * 3.0, L, 6, rng=rng)
+    params = structures.balanced_params(structures.lr_matrix(4) * 3.0, L, 6, rng=rng)
     assert np.max(nc.balancedness(params)) < 1e-12
     shapes = [(6, 4)] + [(6, 6)] * (L - 1) + [(4, 6)]
     assert np.min(nc.balancedness([rng.standard_normal(s) for s in shapes])) > 0.05
@@ -62,19 +62,19 @@ def test_balancedness_is_zero_for_lemma1_parameters_and_not_for_random_ones(rng,
 
 @pytest.mark.parametrize("K", [4, 5, 10])
 def test_classify_recognizes_dnc_block_lr_circle_zero_and_full_rank(K):
-    end = nc.classify(7.0 * nc.simplex(K))
+    end = nc.classify(7.0 * structures.dnc_matrix(K))
     assert (end.kind, end.rank, end.superior) == ("DNC", K - 1, True) and end.dnc_distance < 1e-12
-    end = nc.classify(5.0 * theory.lr_matrix(K))
+    end = nc.classify(5.0 * structures.lr_matrix(K))
     assert (end.kind, end.rank) == ("low rank", K // 2 + K % 2)
-    end = nc.classify(2.0 * theory.circle_matrix(K))
+    end = nc.classify(2.0 * structures.circle_matrix(K))
     assert (end.kind, end.rank) == ("low rank", 2)
-    assert nc.classify(1e-9 * nc.simplex(K)).kind == "zero"
+    assert nc.classify(1e-9 * structures.dnc_matrix(K)).kind == "zero"
     assert nc.classify(np.eye(K) + 0.1).kind == "other"                   # rank K
-    noisy = 7.0 * nc.simplex(K) + 0.5 * np.eye(K)[::-1]
+    noisy = 7.0 * structures.dnc_matrix(K) + 0.5 * np.eye(K)[::-1]
     assert nc.classify(noisy).kind == "other"                             # rank K, off the simplex
     assert nc.classify(np.full((K, K), np.nan)).kind == "other"
 
 
 def test_classify_uses_class_means_when_n_exceeds_one():
-    Z = np.repeat(4.0 * nc.simplex(5), 3, axis=1)                         # (5, 15)
+    Z = np.repeat(4.0 * structures.dnc_matrix(5), 3, axis=1)                         # (5, 15)
     assert nc.classify(Z, n=3).kind == "DNC"

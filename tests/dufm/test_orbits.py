@@ -4,28 +4,28 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from refimpl.dufm import hessian, orbits, theory
+from refimpl.dufm import hessian, orbits, structures
 from refimpl.dufm.model import forward, loss
 from refimpl.errors import InputError
 
 
-def structures(K, rng):
-    return {"dnc": 3.0 * theory.dnc_matrix(K), "lr": 2.0 * theory.lr_matrix(K),
-            "circle": 2.0 * theory.circle_matrix(K),
+def outputs(K, rng):
+    return {"dnc": 3.0 * structures.dnc_matrix(K), "lr": 2.0 * structures.lr_matrix(K),
+            "circle": 2.0 * structures.circle_matrix(K),
             "random rank 2": rng.standard_normal((K, 2)) @ rng.standard_normal((2, K))}
 
 
 @pytest.mark.parametrize("K,d,L", [(4, 4, 2), (4, 6, 1), (5, 5, 3), (6, 9, 2)])
 def test_orbit_dimension_is_L_times_stiefel(K, d, L, rng):
-    for name, Z in structures(K, rng).items():
+    for name, Z in outputs(K, rng).items():
         r = np.linalg.matrix_rank(Z)
-        params = theory.balanced_params(Z, L, d, rng=rng)
+        params = structures.balanced_params(Z, L, d, rng=rng)
         assert orbits.orbit_dimension(params) == orbits.orbit_dimension_formula(d, K, L, r), name
 
 
 @pytest.mark.parametrize("K,d,L", [(4, 4, 2), (5, 7, 3), (6, 6, 1)])
 def test_papers_dnc_count_is_too_small(K, d, L):
-    params = theory.balanced_params(2.0 * theory.dnc_matrix(K), L, d)
+    params = structures.balanced_params(2.0 * structures.dnc_matrix(K), L, d)
     numeric = orbits.orbit_dimension(params)
     assert numeric == L * ((K - 1) * d - (K - 1) * K // 2)
     assert orbits.paper_dnc_dimension(d, K, L) < numeric
@@ -35,7 +35,7 @@ def test_papers_dnc_count_is_too_small(K, d, L):
 
 def test_generators_are_tangent_to_the_orbit(rng):
     K, d, L = 4, 5, 2
-    params = theory.balanced_params(rng.standard_normal((K, K)), L, d, rng=rng)
+    params = structures.balanced_params(rng.standard_normal((K, K)), L, d, rng=rng)
     G = orbits.symmetry_generators(params)                                # (P, L·d(d−1)/2)
     n = d * (d - 1) // 2
     a, b = np.triu_indices(d, 1)
@@ -59,10 +59,10 @@ def test_orbit_dimension_equals_hessian_null_space(K, L, d, rng):
     lam = 1e-3                                                             # below λ_c: local minima
     cases = {"dnc": hessian.dnc_critical_point(K, L, lam, d, rng=rng)[0]}
     if K % 2 == 0:
-        cases["lr"] = theory.balanced_params(theory.optimal_lr(K, L, lam).scale * theory.lr_matrix(K), L, d,
-                                             rng=rng)
-    cases["circle"] = theory.balanced_params(theory.optimal_circle(K, L, lam).scale * theory.circle_matrix(K),
-                                             L, d, rng=rng)
+        Z = structures.optimal_lr(K, L, lam).scale * structures.lr_matrix(K)
+        cases["lr"] = structures.balanced_params(Z, L, d, rng=rng)
+    Z = structures.optimal_circle(K, L, lam).scale * structures.circle_matrix(K)
+    cases["circle"] = structures.balanced_params(Z, L, d, rng=rng)
     for name, params in cases.items():
         spec = hessian.spectrum(params, lam=lam)
         assert spec.null_dimension == spec.orbit_dimension == orbits.orbit_dimension(params), name

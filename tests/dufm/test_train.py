@@ -1,11 +1,14 @@
 """The DUFM trainer: initializations, both backends taking the same steps, and end points that match
-the closed forms of refimpl.dufm.theory (DNC for L = 1, the block LR optimum for K = 4, L = 3)."""
+the closed forms of refimpl.dufm.structures and critical (DNC for L = 1, the block LR optimum for K = 4,
+L = 3)."""
+
+import inspect
 
 import numpy as np
 import pytest
 
+from refimpl.dufm import critical, structures
 from refimpl.dufm import model as m
-from refimpl.dufm import theory
 from refimpl.dufm import train as tr
 from refimpl.errors import InputError
 
@@ -43,7 +46,7 @@ def test_gaussian_init_is_isotropic_with_variance_gain_squared_over_d():
     ((4, 3, 2), {}, "width d = 3 is smaller than the number of classes K = 4"),
     ((4, 6, 2), {"n": 0}, "n must be a positive integer, got 0"),
     ((4, 6, 2), {"init": "he"}, "unknown init 'he'"),
-    ((4, 6, 2), {"gain": np.float64(-2.0)}, r"gain must be a positive number, got -2$"),
+    ((4, 6, 2), {"gain": np.float64(-2.0)}, r"gain must be a finite number > 0, got -2$"),
 ])
 def test_bad_init_input_is_a_one_line_error(args, kwargs, match):
     with pytest.raises(InputError, match=match) as info:
@@ -54,7 +57,8 @@ def test_bad_init_input_is_a_one_line_error(args, kwargs, match):
 def test_bad_trainer_input_is_a_one_line_error():
     p = tr.init_batch(3, 4, 2, [0, 1])
     for kwargs, match in [({"backend": "torch"}, "unknown backend"), ({"steps": 0}, "steps must be"),
-                          ({"lr": -1.0}, r"lr must be positive, got -1$"), ({"tol": -1.0}, "tol must be"),
+                          ({"lr": -1.0}, r"lr must be a finite number > 0, got -1$"),
+                          ({"tol": -1.0}, "tol must be"),
                           ({"record_every": -3}, "record_every must be"),
                           ({"check_every": 2.5}, "check_every must be")]:
         args = {"lam": 0.1, "lr": 0.1, "steps": 5, **kwargs}
@@ -104,7 +108,7 @@ def test_l1_converges_to_the_dnc_optimum_of_the_closed_form():
     """L = 1 (the UFM): DNC is the global optimum (Zhu et al.); GD reaches its loss and structure."""
     K, d, L, lam = 4, 6, 1, 1e-2
     trained = tr.gradient_descent(tr.init_batch(K, d, L, [0, 1]), lam=lam, lr=1.0, steps=6000)
-    best = theory.optimal_dnc(K, L, lam)
+    best = critical.optimal_dnc(K, L, lam)
     for row in tr.summarize(trained):
         assert row["end"] == "DNC" and row["rank"] == K - 1
         assert row["loss"] == pytest.approx(best.loss, rel=1e-9)
@@ -117,7 +121,7 @@ def test_k4_l3_reaches_the_block_low_rank_optimum_below_dnc():
     trained = tr.gradient_descent(tr.init_batch(K, d, L, [0, 1], init="gaussian"), lam=lam, lr=1.0,
                                   steps=6000)
     rows = tr.summarize(trained)
-    lr_best, dnc_best = theory.optimal_lr(K, L, lam), theory.optimal_dnc(K, L, lam)
+    lr_best, dnc_best = structures.optimal_lr(K, L, lam), critical.optimal_dnc(K, L, lam)
     assert lr_best.loss < dnc_best.loss
     assert (rows[0]["end"], rows[0]["rank"]) == ("low rank", 2)
     assert rows[0]["loss"] == pytest.approx(lr_best.loss, rel=1e-9)
@@ -125,7 +129,7 @@ def test_k4_l3_reaches_the_block_low_rank_optimum_below_dnc():
     for row in rows:
         assert row["grad_norm"] < 1e-7
         Z = m.forward([x[rows.index(row)] for x in trained.params])[0]
-        assert theory.reduced_loss(Z, L, lam) == pytest.approx(row["loss"], rel=1e-9)   # Lemma 1
+        assert structures.reduced_loss(Z, L, lam) == pytest.approx(row["loss"], rel=1e-9)   # Lemma 1
 
 
 def test_backends_agree_when_record_and_check_periods_do_not_divide_each_other(monkeypatch):
@@ -142,3 +146,38 @@ def test_backends_agree_when_record_and_check_periods_do_not_divide_each_other(m
     np.testing.assert_allclose(a.history, b.history, rtol=1e-10)        # NaN where not reached, both
     for x, y in zip(a.params, b.params, strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-10)
+
+
+def test_the_default_backend_is_the_packages():
+    from refimpl.validate import DEFAULT_BACKEND
+
+    default = inspect.signature(tr.gradient_descent).parameters["backend"].default
+    assert default == DEFAULT_BACKEND == "numba"
+
+
+def test_train_seeds_is_init_batch_then_gradient_descent_then_summarize():
+    K, d, L, lam, lr = 3, 4, 2, 0.05, 0.5
+    trained, rows, steps = tr.train_seeds(K, d, L, lam=lam, lr=lr, steps=300, seeds=2, init="gaussian",
+                                          gain=0.7)
+    ref = tr.gradient_descent(tr.init_batch(K, d, L, [0, 1], init="gaussian", gain=0.7), lam=lam, lr=lr,
+                              steps=300)
+    assert steps == 300 and len(rows) == 2
+    for x, y in zip(trained.params, ref.params, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert rows == tr.summarize(ref)
+    assert tr.train_seeds(K, d, 1, lam=1e-3, lr=1.0, steps=0, seeds=1)[2] == tr.default_steps(1.0, 1e-3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"seeds": 0}, "seeds must be a positive integer, got 0"),
+    ({"lr": 0.0}, "lr must be a finite number > 0, got 0"),
+    ({"gain": -1.0}, "gain must be a finite number > 0, got -1"),
+    ({"steps": -5}, "steps must be an integer >= 0, got -5"),
+    ({"init": "he"}, "unknown init 'he'"),
+])
+def test_seed_options_are_checked_before_any_run(kwargs, match):
+    options = {"seeds": 2, "lr": 0.1, "gain": 1.0, "steps": 10, "init": "orthogonal", **kwargs}
+    with pytest.raises(InputError, match=match):
+        tr.check_seed_options(**options)
+    with pytest.raises(InputError, match=match):
+        tr.train_seeds(3, 4, 2, lam=0.1, **options)

@@ -1,21 +1,22 @@
-"""Closed forms of the linear CE DUFM: the loss in Z, the DNC / low-rank / circle structures, eq. (10).
+"""The linear CE DUFM's loss in Z (Appendix B.2), the structures it is evaluated on, Lemma 1's builder.
 
 At every critical point the parameters have Lemma 1's balanced SVD structure, so the loss (eq. 1) is a
 function of the output Z = W_L … W_1 H_1 ∈ R^{K×K} alone (Appendix B.2):
 
     L(Z) = g(Z)/K + ½(L+1) λ Σ_i s_i^{2/(L+1)},        s_i the singular values of Z.
 
-Three fixed structures are scaled by one number t ≥ 0 (Z = t X):
+Three fixed structures X (K, K) are scaled by one number t ≥ 0 (Z = t X):
 
-    DNC     X = S = I − 11ᵀ/K          rank K−1, s = α (K−1 times)                          (B.2)
+    DNC     X = S = I − 11ᵀ/K          rank K−1, s = 1 (K−1 times)                           (B.2)
     LR      X = blockdiag([[1,−1],[−1,1]], …) (+ a trailing 1 for odd K)   rank ⌈K/2⌉     (B.2)
     circle  X_ij = cos(2π(i−j)/K)      rank 2 for every K ≥ 3, s = K/2 (twice)  (not in the paper)
 
 The circle is diagonally superior (X_jj = 1 > cos(2πk/K) for k ≠ 0), so the minimal rank q of
 Theorem 3 is 2 for every K ≥ 3; the paper only shows q < K/2 + 1 with the LR block.
 
-The DNC critical points solve eq. (10): λ = α^{(L−1)/(L+1)} / (K − 1 + e^α); for L ≥ 2 it has two roots
-below its maximum λ, for L = 1 (exponent 0) the right side decreases from 1/K and it has one root.
+:func:`minimize_scale` finds min_{t ≥ 0} of the loss of tX for any diagonally superior X (Theorem 2);
+the DNC scale's closed form (eq. 10) is in :mod:`refimpl.dufm.critical`. :func:`balanced_params` builds
+Lemma 1's parameters [H_1 (d, K), W_1 (d, d), …, W_L (K, d)] producing a given Z.
 """
 
 import dataclasses
@@ -24,17 +25,16 @@ import numpy as np
 from scipy import optimize, special
 
 from refimpl.errors import InputError, require
-from refimpl.validate import positive_int
+from refimpl.validate import nonneg_number, positive_int, positive_number, width
 
 RTOL_ZERO = 1e-12   # singular values below RTOL_ZERO · s_max count as zero: s^{2/(L+1)} is not Lipschitz at 0
 
 
-def _check(K, L, lam, *, positive_lam=False, min_K=1):
-    K, L = positive_int("K", K), positive_int("L", L)
-    require(K >= min_K, f"K must be >= {min_K}, got {K}")
-    ok = np.isfinite(lam) and (lam > 0 if positive_lam else lam >= 0)
-    require(ok, f"lam must be a finite number {'>' if positive_lam else '>='} 0, got {float(lam):g}")
-    return K, L, float(lam)
+def _classes(K, minimum: int = 1) -> int:
+    """The number of classes K as an int ≥ `minimum` (the LR block needs K ≥ 2, the circle K ≥ 3)."""
+    K = positive_int("K", K)
+    require(K >= minimum, f"K must be >= {minimum}, got {K}")
+    return K
 
 
 def _scale(t, name: str) -> np.ndarray:
@@ -44,6 +44,18 @@ def _scale(t, name: str) -> np.ndarray:
     if bad.size:
         raise InputError(f"{name} must be a scale >= 0, got {float(bad.flat[0]):g}")
     return t
+
+
+def haar_orthogonal(rng, rows: int, cols: int) -> np.ndarray:
+    """A Haar-random (rows, cols) matrix with orthonormal columns (rows ≥ cols) or rows (rows < cols).
+
+    QR of a standard Gaussian (max, min) matrix with the signs of R's diagonal moved into Q (Mezzadri's
+    correction, which makes Q Haar-distributed); square when rows = cols.
+    """
+    big, small = max(rows, cols), min(rows, cols)
+    Q, R = np.linalg.qr(rng.standard_normal((big, small)))               # (big, small)
+    Q = Q * np.sign(np.diag(R))                                           # Haar measure
+    return Q if rows >= cols else Q.T
 
 
 def fit_term(Z: np.ndarray) -> float:
@@ -74,12 +86,12 @@ def reduced_loss(Z: np.ndarray, L: int, lam: float, rtol: float = RTOL_ZERO) -> 
     """
     Z = np.asarray(Z, dtype=np.float64)
     require(Z.ndim == 2 and Z.shape[0] == Z.shape[1] and Z.size > 0, f"Z must be square, got {Z.shape}")
-    _check(Z.shape[0], L, lam)
+    L, lam = positive_int("L", L), nonneg_number("lam", lam)
     return fit_term(Z) + schatten_term(np.linalg.svd(Z, compute_uv=False), L, lam, rtol)
 
 
 def dnc_matrix(K: int) -> np.ndarray:
-    """S = I_K − 11ᵀ/K, the simplex ETF of the DNC definition; shape (K, K)."""
+    """S = I_K − 11ᵀ/K, the simplex ETF of the DNC definition (the Gram matrix of its means); (K, K)."""
     K = positive_int("K", K)
     return np.eye(K) - np.full((K, K), 1.0 / K)
 
@@ -103,7 +115,7 @@ def circle_matrix(K: int) -> np.ndarray:
 
 
 def is_diagonally_superior(M: np.ndarray) -> bool:
-    """M_jj > M_ij for all i ≠ j (definition before Theorem 2)."""
+    """M_jj > M_ij for all i ≠ j (definition before Theorem 2); M of shape (K, K), columns compared."""
     M = np.asarray(M, dtype=np.float64)
     gap = np.diag(M)[None, :] - M                                         # (K, K)
     return bool(np.all(gap[~np.eye(M.shape[0], dtype=bool)] > 0))
@@ -111,7 +123,7 @@ def is_diagonally_superior(M: np.ndarray) -> bool:
 
 def dnc_loss(alpha, K: int, L: int, lam: float):
     """L_DNC(α) = log(1 + (K−1)e^{−α}) + ½(L+1)(K−1) λ α^{2/(L+1)}  (B.2); α ≥ 0, array or scalar."""
-    K, L, lam = _check(K, L, lam)
+    K, L, lam = positive_int("K", K), positive_int("L", L), nonneg_number("lam", lam)
     a = _scale(alpha, "alpha")
     return np.log1p((K - 1) * np.exp(-a)) + 0.5 * (L + 1) * (K - 1) * lam * a ** (2.0 / (L + 1))
 
@@ -125,7 +137,7 @@ def lr_loss(beta, K: int, L: int, lam: float):
     K = 2m+1:  [2m log(1 + (K−2)e^{−β} + e^{−2β}) + log(1 + (K−1)e^{−β})]/K
                + ½(L+1) λ [m (2β)^{2/(L+1)} + β^{2/(L+1)}]
     """
-    K, L, lam = _check(K, L, lam, min_K=2)
+    K, L, lam = _classes(K, 2), positive_int("L", L), nonneg_number("lam", lam)
     b = _scale(beta, "beta")
     m, p = K // 2, 2.0 / (L + 1)
     block = np.log1p((K - 2) * np.exp(-b) + np.exp(-2 * b))
@@ -137,7 +149,7 @@ def lr_loss(beta, K: int, L: int, lam: float):
 
 def circle_loss(gamma, K: int, L: int, lam: float):
     """Loss of γ·circle_matrix(K), K ≥ 3: log Σ_k e^{γ(cos(2πk/K) − 1)} + (L+1) λ (γK/2)^{2/(L+1)}."""
-    K, L, lam = _check(K, L, lam, min_K=3)
+    K, L, lam = _classes(K, 3), positive_int("L", L), nonneg_number("lam", lam)
     g = _scale(gamma, "gamma")
     c = np.cos(2 * np.pi * np.arange(K) / K) - 1.0                        # (K,) column of X − X_cc
     fit = special.logsumexp(np.multiply.outer(g, c), axis=-1)
@@ -169,10 +181,10 @@ def minimize_scale(X: np.ndarray, L: int, lam: float, *, weight=None, name="X") 
 
     Every local minimum is a sign change − → + of the derivative (bracketed on a log grid, refined
     by Brent's method); the best of them is compared with t = 0, where the loss is log K.
-    X must be diagonally superior so that the fit term decreases to 0.
+    X (K, K) must be diagonally superior so that the fit term decreases to 0.
     """
     X = np.asarray(X, dtype=np.float64)
-    K, L, lam = _check(X.shape[0], L, lam, positive_lam=True)
+    K, L, lam = positive_int("K", X.shape[0]), positive_int("L", L), positive_number("lam", lam)
     require(is_diagonally_superior(X), f"{name} is not diagonally superior")
     D = X - np.diag(X)[None, :]                                           # (K, K) X_{c'c} − X_cc ≤ 0
     p = 2.0 / (L + 1)
@@ -203,79 +215,12 @@ def minimize_scale(X: np.ndarray, L: int, lam: float, *, weight=None, name="X") 
 
 def optimal_lr(K: int, L: int, lam: float) -> ScaleOptimum:
     """argmin_β L_LR(β) (B.2), K ≥ 2."""
-    K, L, lam = _check(K, L, lam, positive_lam=True, min_K=2)
-    return minimize_scale(lr_matrix(K), L, lam, name="lr")
+    return minimize_scale(lr_matrix(_classes(K, 2)), L, lam, name="lr")
 
 
 def optimal_circle(K: int, L: int, lam: float) -> ScaleOptimum:
     """argmin_γ of the circle structure's loss, K ≥ 3."""
-    K, L, lam = _check(K, L, lam, positive_lam=True, min_K=3)
-    return minimize_scale(circle_matrix(K), L, lam, name="circle")
-
-
-def _log_rhs10(alpha, K, L):
-    """log of the right side of eq. (10): q log α − α − log(1 + (K−1)e^{−α}), q = (L−1)/(L+1)."""
-    q = (L - 1) / (L + 1)
-    return q * np.log(alpha) - alpha - np.log1p((K - 1) * np.exp(-alpha))
-
-
-def dnc_lambda_max(K: int, L: int):
-    """(λ_max, α*): the maximum of eq. (10)'s right side f(α) = α^q/(K−1+e^α), q = (L−1)/(L+1).
-
-    f'(α) = 0 ⟺ (α − q) e^α = q(K−1) (B.5), i.e. α* = q + W₀(q(K−1)e^{−q}) (Lambert W). For L = 1,
-    f = 1/(K−1+e^α) decreases from its supremum 1/K at α* = 0 (not attained by a DNC scale α > 0).
-    """
-    K, L, _ = _check(K, L, 0.0)
-    q = (L - 1) / (L + 1)
-    if L == 1:
-        return 1.0 / K, 0.0
-    a_star = q + float(np.real(special.lambertw(q * (K - 1) * np.exp(-q))))
-    return float(np.exp(_log_rhs10(a_star, K, L))), a_star
-
-
-def dnc_critical_scales(K: int, L: int, lam: float) -> tuple:
-    """Roots α > 0 of eq. (10), λ = α^{(L−1)/(L+1)}/(K − 1 + e^α), in increasing order.
-
-    Two roots for L ≥ 2 and λ < λ_max (one at λ = λ_max), one root α = log(1/λ − K + 1) for L = 1 and
-    λ < 1/K, none above. These are the scales of the DNC critical points of the full loss (B.5).
-    """
-    K, L, lam = _check(K, L, lam, positive_lam=True)
-    if L == 1:
-        return (float(np.log(1.0 / lam - (K - 1))),) if lam < 1.0 / K else ()
-    lam_max, a_star = dnc_lambda_max(K, L)
-    if lam > lam_max * (1 + 1e-14):
-        return ()
-    if lam >= lam_max:
-        return (a_star,)
-
-    def h(a):
-        return _log_rhs10(a, K, L) - np.log(lam)
-
-    hi = 2 * a_star + 1
-    while h(hi) > 0:
-        hi *= 2.0
-    lo = a_star * 1e-3
-    while h(lo) > 0:
-        lo *= 1e-3
-    tol = dict(xtol=1e-300, rtol=4 * np.finfo(float).eps)
-    return (optimize.brentq(h, lo, a_star, **tol), optimize.brentq(h, a_star, hi, **tol))
-
-
-def optimal_dnc(K: int, L: int, lam: float) -> ScaleOptimum:
-    """argmin_α L_DNC(α): the largest root of eq. (10) (the only local minimum α > 0) or α = 0."""
-    K, L, lam = _check(K, L, lam, positive_lam=True)
-    roots = dnc_critical_scales(K, L, lam)
-    best = ScaleOptimum("dnc", 0.0, float(np.log(K)), 0.0, True)
-    if roots and float(dnc_loss(roots[-1], K, L, lam)) < best.loss:
-        a = roots[-1]
-        dL = (K - 1) * (lam * a ** (-(L - 1) / (L + 1)) - 1.0 / (K - 1 + np.exp(a)))
-        best = ScaleOptimum("dnc", a, float(dnc_loss(a, K, L, lam)), abs(float(dL)), True)
-    return best
-
-
-def _haar(d, rng):
-    Q, R = np.linalg.qr(rng.standard_normal((d, d)))                      # (d, d)
-    return Q * np.sign(np.diag(R))
+    return minimize_scale(circle_matrix(_classes(K, 3)), L, lam, name="circle")
 
 
 def balanced_params(Z: np.ndarray, L: int, d: int, *, rng=None, rtol: float = RTOL_ZERO) -> list:
@@ -288,28 +233,18 @@ def balanced_params(Z: np.ndarray, L: int, d: int, *, rng=None, rtol: float = RT
     """
     Z = np.asarray(Z, dtype=np.float64)
     require(Z.ndim == 2 and Z.shape[0] == Z.shape[1], f"Z must be square (K, K), got shape {Z.shape}")
-    K, L, _ = _check(Z.shape[0], L, 0.0)
-    d = positive_int("d", d)
-    require(d >= K, f"width d = {d} is smaller than the number of classes K = {K}; the DUFM needs d >= K")
+    K, L = positive_int("K", Z.shape[0]), positive_int("L", L)
+    d = width(d, K)
     U, s, Vt = np.linalg.svd(Z)                                           # (K, K), (K,), (K, K)
     sig = np.where(s > rtol * max(s.max(), 1e-300), s, 0.0) ** (1.0 / (L + 1))   # (K,)
-    Us = [_haar(d, rng)[:, :K] if rng is not None else np.eye(d)[:, :K] for _ in range(L)]  # (d, K) each
+    Us = [haar_orthogonal(rng, d, d)[:, :K] if rng is not None else np.eye(d)[:, :K]
+          for _ in range(L)]                                              # (d, K) each
     params = [Us[0] * sig @ Vt]                                           # (d, K) H_1
     params += [Us[l] * sig @ Us[l - 1].T for l in range(1, L)]           # (d, d) W_1 … W_{L−1}
     params.append(U * sig @ Us[L - 1].T)                                  # (K, d) W_L
     return params
 
 
-def __getattr__(name):
-    """B.7's ReLU functions live in :mod:`refimpl.dufm.thresholds` (which imports this module); they are
-    re-exported here lazily, as the contract's ``theory.relu_dnc_lower_bound`` / ``relu_lr_construction``."""
-    if name in ("relu_dnc_lower_bound", "relu_lr_construction"):
-        from refimpl.dufm import thresholds
-        return getattr(thresholds, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["InputError", "ScaleOptimum", "balanced_params", "circle_loss", "circle_matrix",
-           "dnc_critical_scales", "dnc_lambda_max", "dnc_loss", "dnc_matrix", "fit_term",
-           "is_diagonally_superior", "lr_loss", "lr_matrix", "minimize_scale", "optimal_circle",
-           "optimal_dnc", "optimal_lr", "reduced_loss", "schatten_term"]
+__all__ = ["RTOL_ZERO", "ScaleOptimum", "balanced_params", "circle_loss", "circle_matrix",
+           "dnc_loss", "dnc_matrix", "fit_term", "haar_orthogonal", "is_diagonally_superior", "lr_loss",
+           "lr_matrix", "minimize_scale", "optimal_circle", "optimal_lr", "reduced_loss", "schatten_term"]

@@ -3,31 +3,30 @@
 Default sweep (issue 4): 16 runs (seeds 0..15), K = 10, d = 40, L = 2, λ = 1e-3, lr 1, 20,000 full-batch
 steps each, float64, orthogonal initialization.  Timed:
 
-* ``numpy``  — the reference :func:`refimpl.dufm.model.loss_and_grads`, looped over runs and steps;
-* ``numba``  — :func:`refimpl.dufm.model_numba.gradient_descent_batch`, all runs and steps in one
-  compiled call (prange over runs), with 1 thread and with all threads;
+* ``numpy``  — :func:`refimpl.dufm.train.gradient_descent` with ``backend="numpy"``: the reference
+  :func:`refimpl.dufm.model.loss_and_grads`, looped over runs and steps;
+* ``numba``  — :func:`refimpl.dufm.model_numba.gradient_descent_batch`, all runs and steps in one compiled
+  call (prange over runs), with 1 thread and with all threads;
 * ``torch-bmm`` — optional, when PyTorch is importable (never a dependency): autograd with all runs
   batched through ``bmm`` and a hand-written SGD update, with 1 thread and with all threads, over
   ``torch_steps`` steps (after the ``check_steps`` of the check, which also warm it up).
 
 Before anything is timed, the kernel (and PyTorch) are checked against the NumPy reference run by run
-over ``check_steps`` steps (max |Δθ| / max |θ| ≤ 1e-10 in float64).  ``--json`` prints one object per
-line: impl, runs, steps, seconds, us_per_run_step (+ threads, cpu_seconds — the CPU time of all the
-process's threads, which shows the cost per run-step when other jobs share the cores — and the check).
+over ``check_steps`` steps (:func:`refimpl.bench.common.max_rel_err` ≤ 1e-10 in float64: max |Δθ| / max |θ|
+per matrix).  ``--json`` prints one object per line: impl, runs, steps, seconds, us_per_run_step
+(+ threads, cpu_seconds — the CPU time of all the process's threads, which shows the cost per run-step
+when other jobs share the cores — and the check).
 """
 
 import dataclasses
-import time
 
 import numba
-import numpy as np
 
-from refimpl.dufm import model
+from refimpl.bench.common import max_rel_err, timed, torch_available
 from refimpl.dufm import model_numba as kernel
 from refimpl.dufm import train as trainer
-from refimpl.errors import require
 from refimpl.registry import Spec, option
-from refimpl.validate import positive_int
+from refimpl.validate import nonneg_int, nonneg_number, positive_int, positive_number, width
 
 TOLERANCE = 1e-10
 TARGET_US = 4.0     # issue 4: the batched kernel at <= 4 us per run-step on 2 cores (the default sweep)
@@ -49,28 +48,22 @@ class DUFMBenchConfig:
     torch_steps: int = option(1000, "steps timed for PyTorch (µs per run-step is what compares)")
 
     def __post_init__(self):
-        for name in ("runs", "K", "d", "L", "steps", "check_steps", "repeats", "torch_steps"):
+        for name in ("runs", "K", "L", "steps", "check_steps", "repeats", "torch_steps"):
             positive_int(name, getattr(self, name))
-        require(self.d >= self.K, f"d = {self.d} must be >= K = {self.K}")
-        require(self.lam >= 0 and self.lr > 0, f"need lam >= 0 and lr > 0, got {self.lam}, {self.lr}")
-        require(self.numpy_steps >= 0, f"numpy_steps must be >= 0, got {self.numpy_steps}")
+        width(self.d, self.K)
+        nonneg_number("lam", self.lam)
+        positive_number("lr", self.lr)
+        nonneg_int("numpy_steps", self.numpy_steps)
 
 
 def _numpy_descent(params, lam, lr, steps):
-    """The reference: θ ← θ − η ∇L(θ) run by run with :func:`model.loss_and_grads`."""
-    out = []
-    for r in range(params[0].shape[0]):
-        p = [x[r].copy() for x in params]
-        for _ in range(steps):
-            _, grads = model.loss_and_grads(p, lam=lam)
-            p = [x - lr * g for x, g in zip(p, grads, strict=True)]
-        out.append(p)
-    return [np.stack(ms) for ms in zip(*out, strict=True)]
+    """The reference run by run: :func:`refimpl.dufm.train.gradient_descent` on the NumPy backend."""
+    return trainer.gradient_descent(params, lam=lam, lr=lr, steps=steps, backend="numpy").params
 
 
-def _max_rel_err(got, want) -> float:
-    return max(float(np.max(np.abs(g - w)) / max(1.0, float(np.max(np.abs(w)))))
-               for g, w in zip(got, want, strict=True))
+def _numba_descent(params, lam, lr, steps):
+    """All runs and steps in one compiled call."""
+    return kernel.gradient_descent_batch(params, lam=lam, lr=lr, steps=steps)[0]
 
 
 def _torch_descent(params, lam, lr, steps, threads):
@@ -105,34 +98,25 @@ def _record(ctx, impl, cfg, steps, seconds, cpu_seconds, threads, err):
     return us
 
 
-def _timed(fn):
-    """(wall seconds, CPU seconds of the process — all threads — ) of one call."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
 def run(cfg: DUFMBenchConfig, ctx) -> bool:
     params = trainer.init_batch(cfg.K, cfg.d, cfg.L, range(cfg.runs))
     ctx.info(f"DUFM sweep: {cfg.runs} runs, K={cfg.K} d={cfg.d} L={cfg.L} lam={cfg.lam} lr={cfg.lr}, "
              f"{cfg.steps} steps, float64; Numba threads available: {numba.get_num_threads()}")
     want = _numpy_descent(params, cfg.lam, cfg.lr, cfg.check_steps)
-    got, _, _ = kernel.gradient_descent_batch(params, lam=cfg.lam, lr=cfg.lr,
-                                              steps=cfg.check_steps)                  # also compiles
-    err = _max_rel_err(got, want)
+    got = _numba_descent(params, cfg.lam, cfg.lr, cfg.check_steps)                    # also compiles
+    err = max_rel_err(got, want)
     ok = err <= TOLERANCE
     if not ok:
         ctx.emit(f"numba kernel disagrees with the NumPy reference: {err:.2e} > {TOLERANCE}; not timed",
                  {"impl": "numba", "check_max_rel_err": err, "check_passed": False})
         return False
     n_steps = cfg.numpy_steps or cfg.steps
-    _record(ctx, "numpy", cfg, n_steps, *_timed(lambda: _numpy_descent(params, cfg.lam, cfg.lr, n_steps)), 1,
+    _record(ctx, "numpy", cfg, n_steps, *timed(lambda: _numpy_descent(params, cfg.lam, cfg.lr, n_steps)), 1,
             0.0)
     all_threads = numba.get_num_threads()
     for threads in sorted({1, all_threads}):
         numba.set_num_threads(threads)
-        times = [_timed(lambda: kernel.gradient_descent_batch(params, lam=cfg.lam, lr=cfg.lr,
-                                                              steps=cfg.steps))
+        times = [timed(lambda: _numba_descent(params, cfg.lam, cfg.lr, cfg.steps))
                  for _ in range(cfg.repeats)]
         us = _record(ctx, "numba", cfg, cfg.steps, *min(times), threads, err)
     numba.set_num_threads(all_threads)
@@ -140,21 +124,16 @@ def run(cfg: DUFMBenchConfig, ctx) -> bool:
              f"on 2 cores: {'met' if us <= TARGET_US else 'NOT met'}",
              {"impl": "numba", "target_us_per_run_step": TARGET_US, "us_per_run_step": us,
               "target_met": us <= TARGET_US})
-    if cfg.torch and _torch_available():
-        t_err = _max_rel_err(_torch_descent(params, cfg.lam, cfg.lr, cfg.check_steps, all_threads), want)
+    if cfg.torch and torch_available():
+        t_err = max_rel_err(_torch_descent(params, cfg.lam, cfg.lr, cfg.check_steps, all_threads), want)
         if t_err > TOLERANCE:
             ctx.emit(f"torch disagrees with the NumPy reference: {t_err:.2e} > {TOLERANCE}; not timed",
                      {"impl": "torch-bmm", "check_max_rel_err": t_err, "check_passed": False})
             return False
         for threads in sorted({1, all_threads}):
-            timing = _timed(lambda t=threads: _torch_descent(params, cfg.lam, cfg.lr, cfg.torch_steps, t))
+            timing = timed(lambda t=threads: _torch_descent(params, cfg.lam, cfg.lr, cfg.torch_steps, t))
             _record(ctx, "torch-bmm", cfg, cfg.torch_steps, *timing, threads, t_err)
     return ok
-
-
-def _torch_available() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("torch") is not None
 
 
 SPECS = [Spec("dufm", DUFMBenchConfig, run,

@@ -27,13 +27,18 @@ class Spec:
 
     ``config`` is a dataclass (its field defaults are the defaults) or an instance of one (a preset:
     its values are the defaults, as for figures sharing one config class); the CLI builds the instance
-    passed to ``run`` from the options given.
+    passed to ``run`` from the options given. ``run`` computes in this process; ``jobs`` and ``assemble``
+    split the same work into independent runs (stored by ``reproduce``, possibly made on a cluster) and the
+    drawing of their results — ``assemble`` writes the same files ``run`` writes.
     """
 
     name: str
     config: object
     run: Callable
     help: str = ""
+    jobs: Callable | None = None       # jobs(config, seeds) -> [tasks.Task]: its independent runs
+    assemble: Callable | None = None   # assemble(config, runs, ctx) -> summary: draw, write from the runs
+    quick: dict = dataclasses.field(default_factory=dict)   # tiny sizes for `reproduce --quick`
 
     def defaults(self):
         """The configuration with every option at its default (the paper's settings)."""

@@ -2,6 +2,7 @@
 by the client as it finishes.
 
     Task(key, fn, args, kwargs, label, about)    one run: ``fn(*args, **kwargs) -> (record, arrays)``
+    job(kind, settings, seed, fn, args, …)       a Task keyed by what determines its result
     run_tasks(tasks, store, scheduler=…)         reuse stored runs, run the others, store each; TaskResults
     local_size(cores, workers, threads_per_task) how a local cluster is sized (see below)
     local_cluster(workers, threads_per_task)     a LocalCluster on 127.0.0.1 (context manager)
@@ -52,7 +53,7 @@ import numpy as np
 
 from refimpl import fileio, progress, validate
 from refimpl.errors import InputError, RunError
-from refimpl.runstore import Run, RunStore, check_key
+from refimpl.runstore import Run, RunStore, check_key, describe, digest
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 TLS_FIELDS = ("tls_ca_file", "tls_client_cert", "tls_client_key")
@@ -72,6 +73,14 @@ class Task:
     kwargs: dict = dataclasses.field(default_factory=dict)
     label: str = ""
     about: dict | None = None
+
+
+def job(kind: str, settings: dict, seed: int, fn: Callable, args: tuple = (), *, backend: str | None = None,
+        dtype=None, label: str = "") -> Task:
+    """A :class:`Task` keyed by what determines its result (:func:`runstore.describe`): the run `kind` (a
+    figure name), its `settings`, `seed`, `backend`, `dtype` and the package version."""
+    about = describe(kind, settings, seed, backend, dtype)
+    return Task(digest(about), fn, tuple(args), {}, label or f"{kind} seed {seed}", about)
 
 
 @dataclasses.dataclass

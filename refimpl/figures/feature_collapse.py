@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from refimpl import plotting
-from refimpl.feature_collapse import collapse, layernorm, sgd
-from refimpl.feature_collapse.settings import PAPER, PRESETS, TITLES, FeatureCollapseConfig
+from refimpl.feature_collapse import collapse, experiment
+from refimpl.feature_collapse.settings import PRESETS, TITLES, FeatureCollapseConfig
 from refimpl.registry import Spec
 
 
@@ -23,45 +23,9 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
-def word_points(W: np.ndarray, cfg: FeatureCollapseConfig) -> np.ndarray:
-    """Word embeddings as rows (nw, d): w_{(α,β)}, or φ(w_{(α,β)}) for h* (the word representations)."""
-    points = np.asarray(W, dtype=np.float64).T                           # (nw, d)
-    return layernorm.forward(points, cfg.eps)[0] if cfg.layernorm else points
-
-
-def summarize(name: str, cfg: FeatureCollapseConfig, arrays: dict, history: list) -> dict:
-    """The numbers of the figure from the trained arrays: accuracies, loss, σ1..σ3 of both PCAs, norms."""
-    words = word_points(arrays["W"], cfg)                                 # (nw, d)
-    u, _ = collapse.u_vectors(np.asarray(arrays["U"], dtype=np.float64), arrays["Z"])   # (K·L, d)
-    _, sigma_words = collapse.pca(words)
-    _, sigma_u = collapse.pca(u)
-    norm_mean, norm_std = collapse.norm_stats(np.asarray(arrays["W"], dtype=np.float64).T)
-    last = history[-1] if history else {}
-    tested = [h for h in history if "test_accuracy" in h]
-    return {
-        "figure": name, "config": dataclasses.asdict(cfg), "seed": cfg.seed, "backend": cfg.backend,
-        "dtype": cfg.dtype, "epochs": cfg.epochs, "train_loss": last.get("train_loss"),
-        "train_accuracy": last.get("train_accuracy"),
-        "test_accuracy": tested[-1]["test_accuracy"] if tested else None,
-        "sigma_words": sigma_words, "sigma_u": sigma_u,
-        "word_norm_mean": norm_mean, "word_norm_std": norm_std,
-        "u_norm_mean": collapse.norm_stats(u)[0], "u_norm_std": collapse.norm_stats(u)[1],
-        "paper": PAPER.get(name, {}),
-        "history": tested,
-    }
-
-
-def compute(name: str, cfg: FeatureCollapseConfig, progress: bool = False, log=None):
-    """Train the figure's network and measure it: (summary, arrays W (d, nw), U (K, L·d), Z (K, L),
-    training seconds)."""
-    task, result = sgd.train_run(cfg, progress=progress, log=log)
-    arrays = {"W": result.W, "U": result.U, "Z": task.Z}
-    return summarize(name, cfg, arrays, result.history), arrays, result.seconds
-
-
 def draw(name: str, cfg: FeatureCollapseConfig, arrays: dict, summary: dict):
     """Two panels: PCA of the word embeddings (features for h*) and of the u_{k,ℓ}, by concept."""
-    words = word_points(arrays["W"], cfg)                                 # (nw, d)
+    words = experiment.word_points(arrays["W"], cfg)                                 # (nw, d)
     u, u_concepts = collapse.u_vectors(np.asarray(arrays["U"], dtype=np.float64), arrays["Z"])
     word_concepts = np.arange(cfg.nw) // (cfg.nw // cfg.nc)              # (nw,) concept α of word α·sc+β
     fig, (ax_w, ax_u) = plotting.subplots(2, layout="constrained")
@@ -95,13 +59,26 @@ def write(name: str, cfg: FeatureCollapseConfig, summary: dict, arrays: dict, ct
 def run(name: str, cfg: FeatureCollapseConfig, ctx) -> dict:
     """Train, measure, draw: writes ctx.out_dir/<name>.png and <name>.json, returns the summary."""
     t0 = time.perf_counter()
-    summary, arrays, train_seconds = compute(name, cfg, ctx.progress, ctx.info)
+    summary, arrays, train_seconds = experiment.compute(name, cfg, ctx.progress, ctx.info)
     summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": train_seconds}
     return write(name, cfg, summary, arrays, ctx)
 
 
+def assemble(name: str, cfg: FeatureCollapseConfig, runs, ctx) -> dict:
+    """The figure of the first seed's run (the PNG shows one trained network), from the run store."""
+    first = runs[0]
+    return write(name, dataclasses.replace(cfg, seed=first.record["seed"]), dict(first.record), first.arrays,
+                 ctx)
+
+
+# `reproduce --quick`: the same pipeline at sizes that train in a second.
+QUICK = dict(nw=30, K=20, L=4, d=8, epochs=3, test_every=1)
+
+
 def _spec(name: str) -> Spec:
-    return Spec(name, PRESETS[name], lambda cfg, ctx: run(name, cfg, ctx), TITLES[name])
+    return Spec(name, PRESETS[name], lambda cfg, ctx: run(name, cfg, ctx), TITLES[name],
+                jobs=lambda cfg, seeds: experiment.jobs(name, cfg, seeds),
+                assemble=lambda cfg, runs, ctx: assemble(name, cfg, runs, ctx), quick=QUICK)
 
 
 SPECS = [_spec(name) for name in PRESETS]

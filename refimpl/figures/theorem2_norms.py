@@ -23,7 +23,7 @@ from scipy.optimize import least_squares
 
 from refimpl import plotting
 from refimpl.errors import require
-from refimpl.feature_collapse import collapse, data, sgd, theory
+from refimpl.feature_collapse import collapse, data, experiment, sgd, theory
 from refimpl.feature_collapse.settings import PRESETS
 from refimpl.registry import Spec, option
 
@@ -161,5 +161,19 @@ def draw(mu_of_word, norms, nc, sc, fit, text, summary):
     return fig
 
 
+def jobs(config: Theorem2NormsConfig, seeds) -> list:
+    """Figure 4(a)'s training run (the same task, hence the same stored run, as ``fig4a``'s at this seed)."""
+    preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
+    return experiment.jobs("fig4a", preset, [preset.seed])
+
+
+def assemble(config: Theorem2NormsConfig, runs, ctx) -> dict:
+    """The figure from figure 4(a)'s stored run: no training."""
+    record, arrays = runs[0].record, runs[0].arrays
+    summary = measure(config, arrays, record["train_accuracy"], record["test_accuracy"])
+    return write(config, summary, arrays["W"], ctx)
+
+
 SPECS = [Spec("theorem2-norms", Theorem2NormsConfig, run,
-              "Theorem 2's relation (7), frequency vs embedding norm, against figure 4(a)'s network")]
+              "Theorem 2's relation (7), frequency vs embedding norm, against figure 4(a)'s network",
+              jobs=jobs, assemble=assemble, quick=dict(K=20, n_spl=5, epochs=2))]

@@ -90,7 +90,7 @@ class UsageInputError(click.UsageError):
 
 
 def _build_config(spec, kwargs):
-    given = {k: v for k, v in kwargs.items() if v is not None}
+    given = {k: v for k, v in kwargs.items() if v is not None and v != ()}
     try:
         return spec.config(**given) if isinstance(spec.config, type) else dataclasses.replace(spec.config,
                                                                                              **given)
@@ -279,3 +279,22 @@ def _predict_command():
 
 
 main.add_command(_predict_command())
+
+
+def _reproduce_command():
+    from refimpl import reproduce
+
+    def context(spec, config, as_json, quiet):
+        return registry.Context(json=as_json, progress=not (as_json or quiet), quiet=as_json or quiet)
+
+    spec = registry.Spec("reproduce", reproduce.ReproduceConfig, reproduce.run,
+                         "Reproduce both papers: every figure (or NAMES), the theorem checks and the report, "
+                         "from stored runs where they exist; --scheduler local|ADDRESS runs them on Dask.")
+    command = command_from_spec(spec, [_json_flag(), _quiet_flag()], context,
+                                probe=lambda ctx, config: reproduce.check(config))
+    names = click.Argument(["names"], nargs=-1)
+    command.params = [p for p in command.params if p.name != "names"] + [names]
+    return command
+
+
+main.add_command(_reproduce_command())

@@ -66,6 +66,16 @@ def write_json(path, obj) -> Path:
     return _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def write_text(path, text: str) -> Path:
+    """Write `text` atomically."""
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write `data` atomically."""
+    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
 def save_png(path, fig, dpi: int = 130) -> Path:
     """Save a matplotlib figure as PNG atomically."""
     return _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight",

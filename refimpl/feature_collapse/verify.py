@@ -278,6 +278,30 @@ def check_all(config: AllConfig, ctx) -> bool:
     return all(results)
 
 
+class _Collect:
+    """A context that keeps the emitted records instead of printing them (for a ``reproduce`` task)."""
+
+    progress, json, quiet = False, True, True
+
+    def __init__(self):
+        self.records = []
+
+    def emit(self, text, record=None):
+        if record is not None:
+            self.records.append(record)
+
+    def info(self, text):
+        pass
+
+
+def all_records(settings: dict):
+    """A ``reproduce`` task: ``verify all`` with `settings` (AllConfig's fields); returns
+    ({"passed": all claims hold, "checks": one record per theorem}, None)."""
+    ctx = _Collect()
+    passed = check_all(AllConfig(**settings), ctx)
+    return {"passed": passed, "checks": ctx.records}, None
+
+
 SPECS = [
     Spec("theorem1", Theorem1Config, check_theorem1, check_theorem1.__doc__),
     Spec("theorem2", Theorem2Config, check_theorem2, check_theorem2.__doc__),

@@ -1,24 +1,30 @@
 """Numba twin of :mod:`.model` (h and h*, eqs. 17–18): the same passes, names and parameters, compiled.
 
-    model.embed(W, tokens)                  ->  embed           (gather, parallel over word slots)
+    model.embed(W, tokens)                  ->  embed           (gather)
     model.forward(W, U, tokens, …)          ->  forward         (gather + φ fused, then one GEMM)
-    model.cross_entropy(scores, labels)     ->  cross_entropy   (NumPy argmax/exp, compiled normalization)
-    model.backward(dscores, cache)          ->  backward        (two GEMMs, φ's VJP, scatter-add)
+    model.cross_entropy(scores, labels)     ->  cross_entropy   (NumPy argmax, exp; compiled shift, normalize)
+    model.backward(dscores, cache)          ->  backward        (two GEMMs, then φ's VJP + scatter-add fused)
     model.loss_and_grads(W, U, tokens, …)   ->  loss_and_grads
     model.sgd_step(W, U, tokens, …)         ->  sgd_step
 
 φ and its VJP are :func:`.layernorm_numba.phi_row` / :func:`.layernorm_numba.vjp_row`. The trainer's hot
 path is :func:`sgd_step_fused`, a fusion of forward + cross_entropy + backward + the update: it works in
-place on Wᵀ with preallocated buffers (:class:`Workspace`), carries U's weight decay on the dU GEMM
-(U ← (1 − lr·λ_U)·U − lr·dscoresᵀX, one BLAS call with beta = 1 − lr·λ_U) and updates W by a scatter
-over the words of the batch, so a dense dW is never formed. The other in-place passes it uses
-(:func:`embed_layernorm`, :func:`cross_entropy_inplace`, :func:`layernorm_backward_inplace`,
-:func:`scatter_add`) are named for what they fuse.
+place on Wᵀ with preallocated buffers (:class:`Workspace`, scores included), carries U's weight decay on
+the U GEMM (U ← (1 − lr·λ_U)·U − lr·dscoresᵀX, one BLAS call with beta = 1 − lr·λ_U) and updates W by a
+scatter over the words of the batch, so a dense dW is never formed. The other in-place passes it uses
+(:func:`embed_layernorm`, :func:`cross_entropy_inplace`, :func:`layernorm_backward_scatter_add`) are
+named for what they fuse; :func:`layernorm_backward_inplace` and :func:`scatter_add` are that last
+fusion's two halves, kept as passes of their own.
 
-The three GEMMs are ~90% of a step at the fig4c size (``python cli.py bench sgd``); they go to BLAS
-(``scipy.linalg.blas``, Fortran-ordered operands so nothing is copied). The loops around them run in the
-dtype of the data (float32 stays float32, so LLVM vectorizes them) with one reciprocal per row.
-Inputs are validated by :func:`.model.check_inputs` in the public entry points of the reference.
+A step is three GEMMs (:func:`sgd_step_gemms` runs them alone, for ``python cli.py bench sgd``) and
+cheap passes. The GEMMs go to :func:`refimpl.blas.gemm` (MKL when installed, else OpenBLAS; nothing
+copied). The passes around them run serially on the calling thread: at the fig4c size (1500 word slots
+of d = 100, 100 × 1000 scores) each is 20–100 µs of work, less than what waking Numba's worker threads
+costs on 2 cores next to BLAS's own threads (docs/sgd-step.md). (A serial and a parallel compilation of
+one function, as umap does, would share one entry in Numba's cache, which does not key on the target
+options: a compiled function has one mode here.) The loops run in the dtype of the data (float32 stays
+float32, so LLVM vectorizes them) with one reciprocal per row. Inputs are validated by
+:func:`.model.check_inputs` in the public entry points of the reference.
 """
 
 import dataclasses
@@ -26,19 +32,14 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
-from scipy.linalg import blas
 
-from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl import (
+    blas,
+    compiled,  # noqa: F401  (Numba settings first)
+)
 from refimpl.feature_collapse.layernorm_numba import SUMS, phi_row, vjp_row
 
-_GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
-
-
-def _gemm(alpha, a, b, beta, c, trans_a=0, trans_b=0):
-    """c ← alpha·op(a)·op(b) + beta·c in place, op = transpose where asked; all operands
-    Fortran-ordered (C-ordered arrays passed transposed), so BLAS copies nothing."""
-    _GEMM[c.dtype](alpha, a, b, beta=beta, c=c, overwrite_c=1, trans_a=trans_a, trans_b=trans_b)
+_KERNEL = dict(cache=True, fastmath=SUMS, error_model="numpy")
 
 
 def _rows(W):
@@ -48,19 +49,19 @@ def _rows(W):
 
 # ---- fused, in-place passes (the trainer's) --------------------------------------------------------------
 
-@numba.njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
+@numba.njit(**_KERNEL)
 def embed_layernorm(Wt, tokens, layernorm, eps, X, sigma):
     """Fusion of model.embed and layernorm.forward: X[n, ℓd:(ℓ+1)d] = φ(w_{x_{n,ℓ}}) (or w itself when
     not `layernorm`), sigma[n, ℓ] = σ (1 without LayerNorm) (eqs. 17–18).
 
-    Wt (nw, d) = Wᵀ; tokens (N, L); outputs X (N, L·d), sigma (N, L). Parallel over word slots.
+    Wt (nw, d) = Wᵀ; tokens (N, L); outputs X (N, L·d), sigma (N, L).
     """
     N, L = tokens.shape
     d = Wt.shape[1]
     slots = X.reshape(N * L, d)                                   # (N·L, d): one row per word slot
     sig = sigma.reshape(N * L)                                    # (N·L,)
     words = tokens.reshape(N * L)                                 # (N·L,)
-    for r in prange(N * L):
+    for r in range(N * L):
         if layernorm:
             sig[r] = phi_row(Wt[words[r]], slots[r], eps)
         else:
@@ -68,13 +69,27 @@ def embed_layernorm(Wt, tokens, layernorm, eps, X, sigma):
             sig[r] = 1
 
 
-@numba.njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
+@numba.njit(**_KERNEL)
+def _shift_rows(S, labels, best, margin_rows):
+    """First half of :func:`cross_entropy_inplace`, given best = the rows' argmax: S[n] ← S[n] − max_k
+    S[n, k], margin = S[n, y_n] − max (h(x)_y − max_k h(x)_k), best[n] ← (best[n] == y_n)."""
+    N, K = S.shape
+    for n in range(N):
+        row = S[n]                                                # (K,)
+        top = row[best[n]]
+        margin_rows[n] = row[labels[n]] - top
+        best[n] = best[n] == labels[n]
+        for k in range(K):
+            row[k] -= top
+
+
+@numba.njit(**_KERNEL)
 def _normalize_rows(E, labels, margin_rows, loss_rows):
     """Second half of :func:`cross_entropy_inplace`, on E = exp(S − max): loss = log Σ_k E − margin and
     E ← E / (N Σ_k E) − onehot / N, i.e. (softmax − onehot)/N (the batch-mean loss's dscores)."""
     N, K = E.shape
     T = E.dtype.type
-    for n in prange(N):
+    for n in range(N):
         row = E[n]                                                # (K,)
         z = T(0)
         for k in range(K):
@@ -89,22 +104,20 @@ def _normalize_rows(E, labels, margin_rows, loss_rows):
 def cross_entropy_inplace(S, labels, loss_rows, correct_rows, margin_rows):
     """:func:`cross_entropy` in place: S ← (softmax(S) − onehot(labels))/N; per-row loss and correctness.
 
-    S (N, K) C-ordered scores in, dscores out; labels (N,); loss_rows (N,), correct_rows (N,) outputs;
-    margin_rows (N,) scratch. The row-wise argmax, shift and exponential are NumPy's SIMD loops (a Numba
-    loop calls scalar libm for exp, ~7× slower, and does not vectorize the argmax); the normalization is
-    compiled.
+    S (N, K) C-ordered scores in, dscores out; labels (N,); loss_rows (N,), correct_rows (N,) int64
+    outputs; margin_rows (N,) scratch. The row-wise argmax and the exponential are NumPy's SIMD loops (a
+    Numba loop calls scalar libm for exp, ~2× slower here, and does not vectorize the argmax); the shift by
+    the row max and the normalization are compiled.
     """
-    rows = np.arange(S.shape[0])
-    best = S.argmax(axis=1)                                       # (N,)
-    row_max = S[rows, best]                                       # (N,)
-    correct_rows[:] = best == labels
-    margin_rows[:] = S[rows, labels] - row_max                    # (N,) h(x)_y − max_k h(x)_k
-    np.subtract(S, row_max[:, None], out=S)                       # (N, K) S − row max
+    if S.size == 0:
+        return
+    np.argmax(S, axis=1, out=correct_rows)                        # (N,) the rows' argmax, then correctness
+    _shift_rows(S, labels, correct_rows, margin_rows)              # (N, K) S − row max
     np.exp(S, out=S)                                              # (N, K) exp(S − row max)
     _normalize_rows(S, labels, margin_rows, loss_rows)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
+@numba.njit(**_KERNEL)
 def layernorm_backward_inplace(dX, X, sigma, L):
     """layernorm.backward in place on every word slot: dX ← Jᵀ dX with y = X (φ's VJP).
 
@@ -115,7 +128,7 @@ def layernorm_backward_inplace(dX, X, sigma, L):
     gs = dX.reshape(N * L, d)                                     # (N·L, d)
     ys = X.reshape(N * L, d)                                      # (N·L, d)
     sig = sigma.reshape(N * L)                                    # (N·L,)
-    for r in prange(N * L):
+    for r in range(N * L):
         vjp_row(gs[r], ys[r], sig[r], gs[r])
 
 
@@ -137,37 +150,64 @@ def scatter_add(Wt, tokens, dX, scale):
                 Wt[w, i] += scale * dX[n, base + i]
 
 
+@numba.njit(**_KERNEL)
+def layernorm_backward_scatter_add(Wt, tokens, dX, X, sigma, layernorm, scale):
+    """Fusion of :func:`layernorm_backward_inplace` (when `layernorm`) and :func:`scatter_add`, slot by
+    slot in np.add.at's order: dX[n, ℓ] ← Jᵀ dX[n, ℓ], then Wt[x_{n,ℓ}] += scale · dX[n, ℓ].
+
+    Wt (nw, d); tokens (N, L); dX, X (N, L·d); sigma (N, L). One pass over dX instead of two.
+    """
+    N, L = tokens.shape
+    d = Wt.shape[1]
+    for n in range(N):
+        for l in range(L):
+            g = dX[n, l * d:(l + 1) * d]                          # (d,) this slot's gradient
+            if layernorm:
+                vjp_row(g, X[n, l * d:(l + 1) * d], sigma[n, l], g)
+            w = Wt[tokens[n, l]]                                  # (d,) the word's row of Wᵀ
+            for i in range(d):
+                w[i] += scale * g[i]
+
+
 class Workspace:
     """Buffers of one batch shape, reused across steps (no allocation in the training loop)."""
 
-    def __init__(self, N, L, d, dtype):
+    def __init__(self, N, L, d, K, dtype):
         self.X = np.empty((N, L * d), dtype)          # (N, L·d) word features
         self.dX = np.empty((N, L * d), dtype)         # (N, L·d) their gradient
+        self.S = np.empty((N, K), dtype)              # (N, K) scores, then dscores
         self.sigma = np.empty((N, L), dtype)          # (N, L) LayerNorm σ per word slot
         self.loss_rows = np.empty(N, np.float64)      # (N,)
         self.margin_rows = np.empty(N, np.float64)    # (N,) score of the label − row max
-        self.correct_rows = np.empty(N, np.int64)     # (N,)
+        self.correct_rows = np.empty(N, np.int64)     # (N,) argmax, then argmax == label
 
     @classmethod
-    def get(cls, ws, N, L, d, dtype):
-        """`ws` if it has the right shape and dtype, else a new workspace."""
-        if ws is not None and ws.X.shape == (N, L * d) and ws.X.dtype == dtype:
+    def get(cls, ws, N, L, d, K, dtype):
+        """`ws` if it has the right shapes and dtype, else a new workspace."""
+        if ws is not None and ws.X.shape == (N, L * d) and ws.S.shape == (N, K) and ws.X.dtype == dtype:
             return ws
-        return cls(N, L, d, dtype)
+        return cls(N, L, d, K, dtype)
+
+
+# The three GEMMs of a step, one line each, shared by the step and by sgd_step_gemms.
+
+def _scores_gemm(X, U, S):
+    blas.gemm(1.0, X, U, 0.0, S, trans_b=True)                           # S (N, K) = X Uᵀ
+
+
+def _dX_gemm(dscores, U, dX):
+    blas.gemm(1.0, dscores, U, 0.0, dX)                                   # dX (N, L·d) = dscores U
+
+
+def _U_gemm(dscores, X, U, alpha, beta):
+    blas.gemm(alpha, dscores, X, beta, U, trans_a=True)                   # U (K, L·d) ← α dscoresᵀX + βU
 
 
 def _scores(Wt, U, tokens, layernorm, eps, ws):
-    """X (into ws) and scores (N, K) = X Uᵀ: one gather + φ pass, one GEMM (no copies)."""
+    """X (into ws) and scores ws.S (N, K) = X Uᵀ: one gather + φ pass, one GEMM."""
     embed_layernorm(Wt, tokens, layernorm, eps, ws.X, ws.sigma)          # X (N, L·d)
-    return _GEMM[Wt.dtype](1.0, U.T, ws.X.T, trans_a=1).T                 # (N, K) = (U Xᵀ)ᵀ, C-ordered
-
-
-def _dX(dscores, U, ws, L, layernorm):
-    """dX (N, L·d) = dscores U, through φ when on; written into ws.dX."""
-    _gemm(1.0, U.T, dscores.T, 0.0, ws.dX.T)                              # (N, L·d)
-    if layernorm:
-        layernorm_backward_inplace(ws.dX, ws.X, ws.sigma, L)
-    return ws.dX
+    _scores_gemm(ws.X, U, ws.S)
+    return ws.S
 
 
 def sgd_step_fused(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0, ws=None):
@@ -178,15 +218,24 @@ def sgd_step_fused(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm
     Returns (loss before the step, number correct before the step, the workspace to pass next time).
     """
     N, L = tokens.shape
-    ws = Workspace.get(ws, N, L, Wt.shape[1], Wt.dtype)
-    scores = _scores(Wt, U, tokens, layernorm, eps, ws)
-    cross_entropy_inplace(scores, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # scores ← dscores
-    dX = _dX(scores, U, ws, L, layernorm)                                  # uses U before its update
-    _gemm(-lr, ws.X.T, scores.T, 1.0 - lr * lam_U, U.T, trans_b=1)        # U ← (1−lr·λ_U)U − lr·dscoresᵀX
+    ws = Workspace.get(ws, N, L, Wt.shape[1], U.shape[0], Wt.dtype)
+    S = _scores(Wt, U, tokens, layernorm, eps, ws)                        # (N, K)
+    cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # S ← dscores
+    _dX_gemm(S, U, ws.dX)                                                 # uses U before its update
+    _U_gemm(S, ws.X, U, -lr, 1.0 - lr * lam_U)                            # U ← (1−lr·λ_U)U − lr·dscoresᵀX
     if lam_W:
         Wt *= 1.0 - lr * lam_W
-    scatter_add(Wt, tokens, dX, Wt.dtype.type(-lr))                       # W ← W − lr·dW, word by word
+    layernorm_backward_scatter_add(Wt, tokens, ws.dX, ws.X, ws.sigma, layernorm,
+                                   Wt.dtype.type(-lr))                    # W ← W − lr·dW, word by word
     return float(ws.loss_rows.mean()), int(ws.correct_rows.sum()), ws
+
+
+def sgd_step_gemms(U, ws, *, lr, lam_U=0.0):
+    """The three GEMMs of :func:`sgd_step_fused` alone: the same calls on the same buffers (ws after a
+    step), for timing the step against its GEMMs. Updates U as the step does (with ws.S as dscores)."""
+    _scores_gemm(ws.X, U, ws.S)
+    _dX_gemm(ws.S, U, ws.dX)
+    _U_gemm(ws.S, ws.X, U, -lr, 1.0 - lr * lam_U)
 
 
 # ---- the reference's passes, one to one ------------------------------------------------------------------
@@ -215,7 +264,7 @@ def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool
     """Scores h(x) (eq. 17) or h*(x) (eq. 18): returns (scores of shape (N, K), :class:`Cache`)."""
     N, L = tokens.shape
     Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
-    ws = Workspace(N, L, Wt.shape[1], Wt.dtype)
+    ws = Workspace(N, L, Wt.shape[1], U.shape[0], Wt.dtype)
     scores = _scores(Wt, U, tokens, layernorm, eps, ws)                   # (N, K)
     return scores, Cache(ws, U, tokens, Wt.shape[0], layernorm)
 
@@ -229,15 +278,20 @@ def cross_entropy(scores: np.ndarray, labels: np.ndarray):
     return float(loss_rows.mean()), S
 
 
+def _grads(dscores, U, tokens, ws, layernorm, dU, dWt):
+    """dU += dscoresᵀX and dWᵀ += scatter of dX = (dscores U through φ): the data term's gradients."""
+    _U_gemm(dscores, ws.X, dU, 1.0, 1.0)                                  # dU (K, L·d) += dscoresᵀ X
+    _dX_gemm(dscores, U, ws.dX)                                           # dX (N, L·d)
+    layernorm_backward_scatter_add(dWt, tokens, ws.dX, ws.X, ws.sigma, layernorm, dWt.dtype.type(1.0))
+
+
 def backward(dscores: np.ndarray, cache: Cache):
     """Gradients of the data term from dscores (twin of model.backward): dW (d, nw), dU (K, L·d)."""
-    ws, L = cache.ws, cache.tokens.shape[1]
+    ws, d = cache.ws, cache.ws.X.shape[1] // cache.tokens.shape[1]
     dscores = np.ascontiguousarray(dscores, dtype=ws.X.dtype)             # (N, K)
     dU = np.zeros_like(cache.U)                                           # (K, L·d)
-    _gemm(1.0, ws.X.T, dscores.T, 0.0, dU.T, trans_b=1)                   # dU = dscoresᵀ X
-    dX = _dX(dscores, cache.U, ws, L, cache.layernorm)                    # (N, L·d)
-    dWt = np.zeros((cache.nw, ws.X.shape[1] // L), ws.X.dtype)            # (nw, d)
-    scatter_add(dWt, cache.tokens, dX, dWt.dtype.type(1.0))
+    dWt = np.zeros((cache.nw, d), ws.X.dtype)                             # (nw, d)
+    _grads(dscores, cache.U, cache.tokens, ws, cache.layernorm, dU, dWt)
     return dWt.T, dU
 
 
@@ -249,14 +303,11 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     """
     N, L = tokens.shape
     Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
-    ws = Workspace(N, L, Wt.shape[1], Wt.dtype)
-    scores = _scores(Wt, U, tokens, layernorm, eps, ws)
-    cross_entropy_inplace(scores, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # scores ← dscores
-    dU = lam_U * U                                                        # (K, L·d)
-    _gemm(1.0, ws.X.T, scores.T, 1.0, dU.T, trans_b=1)                    # dU += dscoresᵀ X
-    dX = _dX(scores, U, ws, L, layernorm)
-    dWt = lam_W * Wt                                                      # (nw, d)
-    scatter_add(dWt, tokens, dX, Wt.dtype.type(1.0))                      # dWᵀ += scatter of dX
+    ws = Workspace(N, L, Wt.shape[1], U.shape[0], Wt.dtype)
+    S = _scores(Wt, U, tokens, layernorm, eps, ws)                        # (N, K)
+    cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # S ← dscores
+    dU, dWt = lam_U * U, lam_W * Wt                                       # (K, L·d), (nw, d)
+    _grads(S, U, tokens, ws, layernorm, dU, dWt)
     loss = ws.loss_rows.mean() + 0.5 * lam_W * float(np.vdot(W, W)) + 0.5 * lam_U * float(np.vdot(U, U))
     return float(loss), dWt.T, dU
 

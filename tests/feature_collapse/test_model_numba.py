@@ -9,7 +9,8 @@ divides; the deviations measured here are ≲ 2e-6, the tolerance is 2e-5.
 import numpy as np
 import pytest
 
-from refimpl.feature_collapse import data, model, model_numba, settings, sgd
+from refimpl import blas
+from refimpl.feature_collapse import data, layernorm, model, model_numba, settings, sgd
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 # (N, L, d, nw, K): the fig-3-like small case, degenerate ones (one sentence, one position, d = 2, one or
@@ -175,3 +176,84 @@ def test_two_epochs_of_training_agree_across_backends_in_float64():
     np.testing.assert_allclose(b.W, a.W, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(b.U, a.U, rtol=1e-12, atol=1e-15)
     assert [h["train_accuracy"] for h in a.history] == [h["train_accuracy"] for h in b.history]
+
+
+# ---- the fused passes of the trainer's step, each against the reference ------------------------------------
+
+@dtypes
+@shapes
+@networks
+def test_layernorm_backward_scatter_add_is_the_two_passes_and_the_reference(dtype, shape, ln, rng):
+    """The fused VJP + scatter gives the reference's dW for a random upstream dX, and the same as its two
+    halves (layernorm_backward_inplace, then scatter_add) run one after the other."""
+    W, U, tokens, _ = _problem(rng, dtype, *shape)
+    N, L, d, nw, _ = shape
+    dX = rng.standard_normal((N, L * d)).astype(dtype)                   # (N, L·d) upstream gradient
+    _, ref_cache = model.forward(W, U, tokens, layernorm=ln, eps=1e-5)
+    dE = dX.reshape(N, L, d).astype(np.float64)                          # (N, L, d)
+    if ln:
+        dE = layernorm.backward(dE, ref_cache[4])                        # Jᵀ dX, the reference's VJP
+    want = np.zeros((nw, d))                                             # (nw, d) dWᵀ = np.add.at of Jᵀ dX
+    np.add.at(want, tokens.ravel(), dE.reshape(N * L, d))
+    _, cache = model_numba.forward(W, U, tokens, layernorm=ln, eps=1e-5)
+    X, sigma = cache.ws.X, cache.ws.sigma                                # (N, L·d), (N, L)
+    fused, g = np.zeros((nw, d), dtype), dX.copy()
+    model_numba.layernorm_backward_scatter_add(fused, tokens, g, X, sigma, ln, dtype(1.0))
+    halves, g2 = np.zeros((nw, d), dtype), dX.copy()
+    if ln:
+        model_numba.layernorm_backward_inplace(g2, X, sigma, L)
+    model_numba.scatter_add(halves, tokens, g2, dtype(1.0))
+    scale = float(np.max(np.abs(dX)))                                    # dW through φ vanishes when d = 2
+    assert_close(fused, want, TOL[dtype], "fused dWᵀ vs the reference", scale)
+    assert_close(fused, halves, TOL[dtype], "fused dWᵀ vs its two halves", scale)
+    assert_close(g, g2, TOL[dtype], "dX after the VJP", scale)
+
+
+@dtypes
+def test_cross_entropy_counts_a_tie_as_the_first_maximum(dtype):
+    """Ties go to the first maximal class (np.argmax's rule, the reference's): a label tied for the
+    maximum but later is wrong, one tied and first is right; losses and dscores as the reference's."""
+    S = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, -1.0, 2.0], [0.0, 0.0, 0.0, 0.0]], dtype)   # (3, 4)
+    labels = np.array([2, 0, 3])
+    loss, dscores = model.cross_entropy(S.copy(), labels)
+    correct = int(np.sum(S.argmax(axis=1) == labels))
+    N = len(labels)
+    S_twin = S.copy()
+    loss_rows, correct_rows, margin_rows = np.empty(N), np.empty(N, np.int64), np.empty(N)
+    model_numba.cross_entropy_inplace(S_twin, labels, loss_rows, correct_rows, margin_rows)
+    assert correct_rows.tolist() == [0, 1, 0] and int(correct_rows.sum()) == correct
+    assert loss_rows.mean() == pytest.approx(loss, rel=TOL[dtype])
+    assert_close(S_twin, dscores, TOL[dtype], "dscores")
+
+
+@dtypes
+@networks
+def test_sgd_step_gemms_are_the_steps_three_products(dtype, ln, rng):
+    """After a step, sgd_step_gemms recomputes S = X Uᵀ, dX = S U and U ← (1 − lr·λ_U)U − lr·SᵀX on the
+    step's own buffers (what bench sgd times as the step's GEMMs)."""
+    W, U, tokens, labels = _problem(rng, dtype, *SHAPES[4])
+    kw = dict(lr=0.1, lam_W=0.0, lam_U=0.02, layernorm=ln, eps=1e-5)
+    ws = model_numba.sgd_step_fused(np.asfortranarray(W).T, U, tokens, labels, **kw)[2]
+    X, U0 = ws.X.astype(np.float64), U.astype(np.float64)
+    model_numba.sgd_step_gemms(U, ws, lr=kw["lr"], lam_U=kw["lam_U"])
+    S = X @ U0.T                                                          # (N, K)
+    assert_close(ws.S, S, TOL[dtype], "S = X Uᵀ")
+    assert_close(ws.dX, ws.S.astype(np.float64) @ U0, TOL[dtype], "dX = S U")
+    want_U = (1 - kw["lr"] * kw["lam_U"]) * U0 - kw["lr"] * ws.S.astype(np.float64).T @ X
+    assert_close(U, want_U, TOL[dtype], "U after its GEMM")
+
+
+@pytest.mark.parametrize("name", [pytest.param("openblas"), pytest.param("mkl", marks=pytest.mark.skipif(
+    "mkl" not in blas.available(), reason="MKL is not installed (pip install -e '.[mkl]')"))])
+@dtypes
+def test_sgd_step_fused_agrees_with_the_reference_on_either_blas(name, dtype, monkeypatch, rng):
+    monkeypatch.setattr(blas, "_ACTIVE", [blas.load(name)])
+    W, U, tokens, labels = _problem(rng, dtype, *SHAPES[4])
+    kw = dict(lr=0.2, lam_W=0.01, lam_U=0.02, layernorm=True, eps=1e-5)
+    W_ref, U_ref = W.copy(), U.copy()
+    loss_ref, correct_ref = model.sgd_step(W_ref, U_ref, tokens, labels, **kw)
+    Wf = np.asfortranarray(W)
+    loss, correct, _ = model_numba.sgd_step_fused(Wf.T, U, tokens, labels, **kw)
+    assert correct == correct_ref and loss == pytest.approx(loss_ref, rel=TOL[dtype])
+    assert_close(Wf, W_ref, TOL[dtype], f"W after the step ({name})")
+    assert_close(U, U_ref, TOL[dtype], f"U after the step ({name})")

@@ -1,6 +1,7 @@
 """`bench sgd|exact|dufm`: each checks its implementations against the NumPy reference before timing,
 prints the documented JSON keys with --json, and exits 1 when a check fails (nothing is timed then)."""
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -43,6 +44,36 @@ def test_bench_sgd_times_every_backend_and_dtype_asked():
     rows = {(r["backend"], r["dtype"]) for r in _records(result.output) if "ms_per_step" in r}
     assert rows == {(b, t) for b in ("numba", "numpy") for t in ("float64", "float32")}
     assert all(r["check_passed"] for r in _records(result.output) if "check_passed" in r)
+
+
+def test_bench_sgd_reports_the_blas_the_gemms_and_the_ratio_with_its_target():
+    """Beside each numba step: its three GEMMs alone, the ratio step / GEMMs (target 1.08 for float32 only,
+    met or not), and which BLAS ran."""
+    from refimpl import blas
+
+    result = CliRunner().invoke(cli.main, ["bench", "sgd", *TINY["sgd"], "--json"])
+    records = _records(result.output)
+    assert [r["blas"] for r in records if "library" in r] == [blas.active().name]
+    gemms = {r["dtype"]: r for r in records if "gemms_ms" in r}
+    assert set(gemms) == {"float64", "float32"} and all(r["gemms_ms"] > 0 for r in gemms.values())
+    ratios = {r["dtype"]: r for r in records if r.get("ratio") == "step/gemms"}
+    assert set(ratios) == {"float64", "float32"} and all(r["value"] > 0 for r in ratios.values())
+    f32 = ratios["float32"]
+    assert f32["target"] == 1.08 and f32["met"] == (f32["value"] <= 1.08)
+    assert ratios["float64"]["target"] is None and ratios["float64"]["met"] is None
+    assert not [r for r in records if r.get("ratio") == "numba/torch"]              # --no-torch
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (optional)")
+def test_bench_sgd_against_torch_has_a_target_only_with_mkl():
+    from refimpl import blas
+
+    args = [a if a != "--no-torch" else "--torch" for a in TINY["sgd"]]
+    args[args.index("--backends") + 1], args[args.index("--dtypes") + 1] = "numba", "float32"
+    result = CliRunner().invoke(cli.main, ["bench", "sgd", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    [ratio] = [r for r in _records(result.output) if r.get("ratio") == "numba/torch"]
+    assert ratio["value"] > 0 and ratio["target"] == (0.80 if blas.active().name == "mkl" else None)
 
 
 @pytest.mark.parametrize("name, module", [("sgd", "refimpl.bench.sgd"), ("dufm", "refimpl.bench.dufm"),

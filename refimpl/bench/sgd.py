@@ -1,9 +1,20 @@
-"""``python cli.py bench sgd``: one SGD step of h* at the fig4c configuration, per backend and dtype.
+"""``python cli.py bench sgd``: one SGD step of h* at the fig4c configuration, per backend and dtype, and
+the numba step's three GEMMs alone.
 
 Before timing, each implementation's loss and gradients are checked against the NumPy reference in float64
-on the same batch (:func:`refimpl.bench.common.max_rel_err`). GFLOP/s counts the three GEMMs of a step
-(scores, dU, dX), 2·B·Ld·K flops each. When PyTorch is importable (optional, never a dependency), the same
-step written with ``torch.nn`` as in the authors' notebooks is checked and timed too.
+on the same batch (:func:`refimpl.bench.common.max_rel_err`); a failed check is not timed and the command
+exits 1. GFLOP/s counts the three GEMMs of a step (scores, dU, dX), 2·B·Ld·K flops each. When PyTorch is
+importable (optional, never a dependency), the same step written with ``torch.nn`` as in the authors'
+notebooks is checked and timed too.
+
+Timing is interleaved, because the machine may be shared: every repeat times `steps` steps of each
+implementation in turn, and, beside each numba step, its three GEMMs alone
+(:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same buffers).
+A time is the median over repeats; a ratio is the median of the repeats' ratios (each taken under the
+same load). Targets, printed as met / NOT met:
+
+* the numba float32 step ≤ 1.08 × its own GEMMs (the passes around the GEMMs cost at most 8%);
+* the numba float32 step ≤ 0.80 × PyTorch's, when MKL is the active BLAS (:func:`refimpl.blas.active`).
 """
 
 import dataclasses
@@ -11,12 +22,15 @@ import time
 
 import numpy as np
 
+from refimpl import blas
 from refimpl.bench.common import max_rel_err, torch_available
-from refimpl.feature_collapse import model, sgd
+from refimpl.feature_collapse import model, model_numba, sgd
 from refimpl.feature_collapse.settings import PRESETS
 from refimpl.registry import Spec, option
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}  # max |Δ| / max |reference| of loss and gradients
+TARGETS = {"step/gemms": 1.08, "numba/torch": 0.80}  # float32; numba/torch with MKL only
+CHUNK = 10                                           # steps timed in a row before the next implementation
 FIG4C = PRESETS["fig4c"]
 
 
@@ -62,27 +76,6 @@ def _reference(cfg, W, U, tokens, labels):
     return np.array([loss]), dW, dU
 
 
-def _time(step, batches, cfg: SGDBenchConfig) -> float:
-    """Median milliseconds per step over `repeats` runs of `steps` steps (after a warm-up)."""
-    for i in range(10):
-        step(*batches[i % len(batches)])
-    times = []
-    for _ in range(cfg.repeats):
-        t0 = time.perf_counter()
-        for i in range(cfg.steps):
-            step(*batches[i % len(batches)])
-        times.append((time.perf_counter() - t0) / cfg.steps * 1e3)
-    return float(np.median(times))
-
-
-def _ours(backend: str, dtype: str, cfg: SGDBenchConfig):
-    batches, W, U = _problem(cfg, dtype)
-    want = _reference(cfg, W, U, *batches[0])
-    loss, dW, dU = model.loss_and_grads(W, U, *batches[0], backend=backend, **_grad_settings(cfg))
-    err = max_rel_err((np.array([loss]), dW, dU), want)
-    return batches, sgd.stepper(W, U, cfg.train_config(backend, dtype)), err
-
-
 def _torch(backend: str, dtype: str, cfg: SGDBenchConfig):
     """The fig4c step with torch.nn as in the authors' notebooks, checked against the reference."""
     import torch
@@ -117,40 +110,122 @@ def _torch(backend: str, dtype: str, cfg: SGDBenchConfig):
         opt.step()
         return loss.item(), int((scores.argmax(dim=1) == labels).sum())
 
-    return [tuple(torch.from_numpy(a) for a in b) for b in batches], step, err
+    return [tuple(torch.from_numpy(a) for a in b) for b in batches], {"torch": step}, err
 
 
-def run(cfg: SGDBenchConfig, ctx):
-    gemm_flops = 3 * 2 * cfg.batch * cfg.L * cfg.d * cfg.K
-    ctx.info(f"one SGD step of h*, nc={cfg.nc} nw={cfg.nw} L={cfg.L} K={cfg.K} d={cfg.d} batch={cfg.batch}; "
-             f"GFLOP/s counts the three GEMMs ({gemm_flops / 1e9:.2f} GFLOP)")
+def _ours(backend: str, dtype: str, cfg: SGDBenchConfig):
+    """(batches, {name: step}, check error): the trainer's step, and for numba its three GEMMs alone."""
+    batches, W, U = _problem(cfg, dtype)
+    want = _reference(cfg, W, U, *batches[0])
+    loss, dW, dU = model.loss_and_grads(W, U, *batches[0], backend=backend, **_grad_settings(cfg))
+    err = max_rel_err((np.array([loss]), dW, dU), want)
+    train = cfg.train_config(backend, dtype)
+    if backend != "numba":
+        return batches, {backend: sgd.stepper(W, U, train)}, err
+    kw = train.step_settings()
+    ws = model_numba.sgd_step_fused(W.T, U, *batches[0], **kw)[2]      # the workspace the step reuses
+
+    def step(tokens, labels):                                          # sgd.stepper's call, ws kept here
+        return model_numba.sgd_step_fused(W.T, U, tokens, labels, ws=ws, **kw)[:2]
+
+    def gemms(tokens, labels):
+        model_numba.sgd_step_gemms(U, ws, lr=kw["lr"], lam_U=kw["lam_U"])
+
+    return batches, {"numba": step, "numba GEMMs": gemms}, err
+
+
+def _time(timed: dict, batches: dict, cfg: SGDBenchConfig) -> dict:
+    """{name: seconds of each chunk}. Each of the `repeats` runs `steps` steps of every implementation,
+    interleaved in chunks of CHUNK steps so that all of them see the same load (after a warm-up)."""
+    for name, step in timed.items():
+        for i in range(10):
+            step(*batches[name][i % len(batches[name])])
+    chunks = {name: [] for name in timed}
+    for _ in range(cfg.repeats):
+        for start in range(0, cfg.steps, CHUNK):
+            for name, step in timed.items():
+                b = batches[name]
+                t0 = time.perf_counter()
+                for i in range(start, min(start + CHUNK, cfg.steps)):
+                    step(*b[i % len(b)])
+                chunks[name].append(time.perf_counter() - t0)
+    return chunks
+
+
+def _ms_per_step(chunks: list, cfg: SGDBenchConfig) -> float:
+    """Median over the repeats of the repeat's milliseconds per step."""
+    per_repeat = np.asarray(chunks).reshape(cfg.repeats, -1).sum(axis=1)
+    return float(np.median(per_repeat)) / cfg.steps * 1e3
+
+
+def _verdict(value: float, target: float | None) -> str:
+    return "" if target is None else f"  target ≤ {target:.2f}: {'met' if value <= target else 'NOT met'}"
+
+
+def _prepare(cfg: SGDBenchConfig, ctx):
+    """Check every implementation; ({(name, dtype): step}, {(name, dtype): batches}, {(backend, dtype):
+    check error}) with only the implementations that passed their check in the first two."""
     impls = [(b, dt, _ours) for dt in cfg.dtypes for b in cfg.backends]
     if cfg.torch:
         if torch_available():
             impls += [("torch", dt, _torch) for dt in cfg.dtypes]
         else:
             ctx.info("PyTorch is not importable: no PyTorch comparison")
-    rows = []
+    timed, batches, checks = {}, {}, {}
     for backend, dtype, prepare in impls:
-        batches, step, err = prepare(backend, dtype, cfg)
+        b, steps, err = prepare(backend, dtype, cfg)
+        checks[(backend, dtype)] = err
+        if err <= TOLERANCE[dtype]:
+            for name, step in steps.items():
+                timed[(name, dtype)], batches[(name, dtype)] = step, b
+    return timed, batches, checks
+
+
+def run(cfg: SGDBenchConfig, ctx):
+    flops = 3 * 2 * cfg.batch * cfg.L * cfg.d * cfg.K
+    active = blas.active()
+    ctx.info(f"one SGD step of h*, nc={cfg.nc} nw={cfg.nw} L={cfg.L} K={cfg.K} d={cfg.d} batch={cfg.batch}; "
+             f"GFLOP/s counts the three GEMMs ({flops / 1e9:.2f} GFLOP); timed interleaved in chunks of "
+             f"{CHUNK} steps, {cfg.repeats} repeats of {cfg.steps} steps, medians")
+    ctx.emit(f"BLAS: {active.describe()}  [{active.library}]",
+             {"blas": active.name, "version": active.version, "library": active.library})
+    timed, batches, checks = _prepare(cfg, ctx)
+    ms = _time(timed, batches, cfg)
+    for (backend, dtype), err in checks.items():
         ok = err <= TOLERANCE[dtype]
-        ms = _time(step, batches, cfg) if ok else float("nan")
-        row = {"backend": backend, "dtype": dtype, "ms_per_step": ms, "gflops": gemm_flops / ms / 1e6,
+        t = _ms_per_step(ms[(backend, dtype)], cfg) if ok else float("nan")
+        row = {"backend": backend, "dtype": dtype, "ms_per_step": t, "gflops": flops / t / 1e6,
                "check_max_rel_err": err, "check_passed": ok}
-        rows.append(row)
-        ctx.emit(f"{backend:>6} {dtype}: {ms:7.3f} ms/step  {row['gflops']:6.1f} GFLOP/s   "
+        ctx.emit(f"{backend:>6} {dtype}: {t:7.3f} ms/step  {row['gflops']:6.1f} GFLOP/s   "
                  f"(check vs NumPy float64: max rel err {err:.1e} {'ok' if ok else 'FAILED'})", row)
-    _compare(rows, ctx)
-    return all(r["check_passed"] for r in rows)
+        if ("numba GEMMs", dtype) in ms and backend == "numba":
+            g = _ms_per_step(ms[("numba GEMMs", dtype)], cfg)
+            ctx.emit(f"        its 3 GEMMs alone: {g:7.3f} ms       {flops / g / 1e6:6.1f} GFLOP/s   "
+                     f"({active.name})", {"gemms": "numba", "dtype": dtype, "blas": active.name,
+                                          "gemms_ms": g, "gemms_gflops": flops / g / 1e6})
+    _compare(ms, active, ctx)
+    return all(err <= TOLERANCE[dt] for (_, dt), err in checks.items())
 
 
-def _compare(rows, ctx):
-    by = {(r["backend"], r["dtype"]): r["ms_per_step"] for r in rows}
+def _ratio(ms, a, b) -> float:
+    """Median over the chunks of a's time / b's time in the chunk timed next to it (the same load)."""
+    return float(np.median(np.asarray(ms[a]) / np.asarray(ms[b])))
+
+
+def _compare(ms, active, ctx):
+    """The ratios and their targets (float32): step / its GEMMs; numba / torch (target with MKL only)."""
     for dtype in ("float32", "float64"):
-        if ("torch", dtype) in by and ("numba", dtype) in by:
-            ratio = by[("numba", dtype)] / by[("torch", dtype)]
-            ctx.emit(f"numba / torch ({dtype}): {ratio:.2f}",
-                     {"backend": "numba/torch", "dtype": dtype, "ratio": ratio})
+        pairs = [("step/gemms", ("numba", dtype), ("numba GEMMs", dtype), "numba step / its GEMMs"),
+                 ("numba/torch", ("numba", dtype), ("torch", dtype), "numba step / torch step")]
+        for key, a, b, text in pairs:
+            if a not in ms or b not in ms:
+                continue
+            value = _ratio(ms, a, b)
+            applies = dtype == "float32" and (key != "numba/torch" or active.name == "mkl")
+            target = TARGETS[key] if applies else None
+            ctx.emit(f"{text} ({dtype}, {active.name}): {value:.3f}{_verdict(value, target)}",
+                     {"ratio": key, "dtype": dtype, "blas": active.name, "value": value, "target": target,
+                      "met": None if target is None else value <= target})
 
 
 SPECS = [Spec("sgd", SGDBenchConfig, run, "Time one SGD step at the fig4c configuration (default).")]

@@ -157,3 +157,8 @@ def make_task(nc: int, nw: int, L: int, K, n_spl: int, *, freq="uniform", seed: 
     train_tokens, train_labels = sample_sentences(Z, mu, n_spl, train_rng)
     test_tokens, test_labels = sample_sentences(Z, mu, n_test, test_rng)
     return Task(nc, sc, Z, mu, train_tokens, train_labels, test_tokens, test_labels)
+
+
+def sentence_count(K: int, sc: int, L: int) -> int:
+    """K·sc^L, the number of sentences of positive probability (exact Python int)."""
+    return int(K) * int(sc) ** int(L)

@@ -2,20 +2,56 @@
 
 Versions
 --------
-* ``score_tables``   S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (serial: O(K·L·nw·d), small next to the enumeration).
-* ``risk0_and_phi``  R0 (eq. 46) and Φ (eq. 130): the K·sc^L sentences are cut into ``n_chunks`` contiguous
-  ranges (a number fixed by the sizes, not by the thread count, so results do not depend on the machine);
-  each range walks its sentences with an odometer over (class j, β_1..β_L), accumulates into its own copy
-  of Φ, and the copies are summed at the end. Per sentence: K·L adds for the scores, K exponentials for the
-  softmax, K·L adds into Φ — O(K·L), so O(K²·sc^L·L) in all.
-* ``lemma_s``        the two contractions of Lemma S (serial, same cost as the score tables).
+* ``score_tables``   S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (eq. 20): one BLAS product, as in the reference.
+* ``risk0_and_phi``  R0 (eq. 46) and Φ (eq. 130) with no exponential per sentence: products of per-word
+  exponentials along an odometer, prefix products and subtree sums (Notes; docs/exact-kernel.md).
+* ``lemma_s``        the two contractions of Lemma S: two BLAS products, as in the reference.
 
-Small enumerations (fewer than SERIAL_WORK score additions) run on one thread: waking the thread pool
-costs more than they do, and on a loaded machine far more (tens of ms per call, which an optimizer
-calling the risk hundreds of times feels).
+CPU reference: :func:`.exact.score_tables`, :func:`.exact.risk0_and_phi`, :func:`.exact.lemma_s`;
+tests/feature_collapse/test_exact_numba.py checks agreement to 1e-12. This module does not import
+:mod:`.exact` (which imports it lazily for ``backend="numba"``).
 
-CPU reference: :func:`.exact.score_tables`, :func:`.exact.risk0_and_phi`,
-:func:`.exact.lemma_s`; tests/test_kernels_exact.py checks agreement to 1e-12. No fastmath.
+Notes
+-----
+**Factorization.** h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ] is additive over positions. With c_{ℓ,w} = max_k S[k, ℓ, w] and
+E[w, ℓ, k] = exp(S[k, ℓ, w] − c_{ℓ,w}) ∈ [0, 1] (K·L·nw exponentials, once), and C(x) = Σ_ℓ c_{ℓ,x_ℓ}:
+
+    e_k(x) = exp(h(x)_k − C(x)) = Π_ℓ E[x_ℓ, ℓ, k],      s(x) = Σ_k e_k(x),      q_k(x) = e_k(x) / s(x),
+    ℓ(h(x), j) = log s(x) + Σ_ℓ (c_{ℓ,x_ℓ} − S[j, ℓ, x_ℓ])                     (the loss inside eq. 46)
+
+— one logarithm per sentence, no exponential, and every term of the last sum is ≥ 0.
+
+**Odometer and prefix products.** Class j's sentences are the leaves of a tree whose level ℓ picks β_ℓ.
+The walk goes block by block: a block is the sc² sentences that share x_1..x_{L−2}, i.e. sc groups
+(x_{L−1}) of sc leaves (x_L). Per depth the walk keeps P_ℓ = Π_{ℓ'≤ℓ} E[x_ℓ', ℓ'], D's prefix product and
+the prefix sum of c − S_j; when digit ℓ changes only depths ≥ ℓ are recomputed (K multiplications each).
+A group's prefix Q = P_{L−2} ∘ E[x_{L−1}, L−1]; a leaf's s = Q·E[x_L, L] (K multiply-adds).
+
+**Φ by subtree sums.** g(x)_k = (1{k=j} − q_k(x)) D(x)/K goes into Φ[x_ℓ, :, ℓ] for every ℓ (eq. 130).
+In a block q_k(x) = Q_{g,k} E[w_b, L, k] / s_{g,b}; with F[g, b] = D_{g,b} / (K s_{g,b}),
+
+    Σ_b g_k  = 1{k=j} Σ_b D_{g,b}/K − Q_{g,k} Σ_b F[g, b] E[w_b, L, k]        (group g, into Φ's row x_{L−1})
+    Φ[w, k, L] = (Σ D/K) 1{k=j} − E[w, L, k] Σ_{groups} F[g, b] Q_{g,k}      (summed per word, applied once)
+
+A block's Σ goes to Φ's row of depth L − 2 and to its parent's running sum; a depth's running sum goes
+to Φ and to its parent's when its digit changes. Groups and leaves are taken four by four (zero weights
+past sc), so each K-vector pass serves several sentences. Per sentence ≈ 3K multiply-adds (the dot, the
+group sum, the per-word sum) plus K·sc/(sc − 1)/sc² for the prefixes and flushes: O(K²·sc^L), where the
+per-sentence scores and exponentials of the reference cost O(K²·sc^L·L).
+
+**Underflow.** e_k ≤ 1, so nothing overflows; s(x) underflows only when the positions' maxima disagree by
+~700 (C(x) − max_k h(x)_k ≳ 700). A leaf with s < 2^-960 (or NaN) is redone in the log domain as the
+reference does it (scores summed, max subtracted, K exponentials), and its g added directly.
+
+**Floating point.** ``_dot4`` is compiled with fastmath {reassoc, contract} so that its sums vectorize
+(their order then depends on the CPU's vector width) and the tile updates with {contract} (fused
+multiply-adds); every other operation is IEEE in source order. Agreement with the reference: ~1e-15.
+
+**Chunks.** The K·sc^(L−2) blocks are cut into ``n_chunks`` contiguous ranges, a number fixed by the sizes
+(not the thread count), each with private Φ and buffers summed in a fixed order: the result does not
+depend on the number of threads. Small enumerations (K·K·sc^L < SERIAL_WORK) run on one thread: waking
+the pool costs more than they do, and on a loaded machine far more. L = 1 (sc sentences per class) takes
+the log-domain path for every sentence.
 """
 
 import contextlib
@@ -24,11 +60,15 @@ import numba
 import numpy as np
 
 from refimpl import compiled  # noqa: F401  (Numba settings first)
-from refimpl.feature_collapse import exact
+from refimpl.feature_collapse.data import sentence_count
 
 MAX_CHUNKS = 16
-CHUNK_BUFFER = 2**24  # at most this many float64 over all private copies of Φ (128 MiB)
-SERIAL_WORK = 2**21   # below K·(K·sc^L)·L score additions the enumeration runs on one thread
+CHUNK_SENTENCES = 4096     # at least this many sentences per chunk
+CHUNK_BUFFER = 2**24       # at most this many float64 over all private copies of Φ (128 MiB)
+SERIAL_WORK = 2**20        # below K·(K·sc^L) units (≈ 0.5 ms on one core) the enumeration runs on one thread
+LANES = 8                  # classes are padded to a multiple of LANES (zero weight: E = 0 there)
+SMALLEST_SUM = 2.0**-960   # a leaf with s(x) below this (or NaN) is redone in the log domain
+BLOCK = 4                  # groups and leaves are handled four at a time (zero weights past sc)
 
 
 @contextlib.contextmanager
@@ -45,87 +85,288 @@ def _threads_for(work: int):
         numba.set_num_threads(old)
 
 
-@numba.njit(cache=True)
-def _score_tables(W, U, L):
+def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
+    """Mirror of :func:`.exact.score_tables` (eq. 20): one BLAS product. Returns S of shape (K, L, nw)."""
+    W, U = np.asarray(W, dtype=np.float64), np.asarray(U, dtype=np.float64)
     d, nw = W.shape
     K = U.shape[0]
-    S = np.empty((K, L, nw))                                              # (K, L, nw)
-    for k in range(K):
+    return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tables(S, Kp):
+    """Per-word tables, rows contiguous in k: St (nw, L, Kp) = S, c (nw, L) = max_k S and
+    E (nw + 3, L, Kp) = exp(S − c). Padding (classes K..Kp−1, and E's last three rows: "no word") is 0."""
+    K, L, nw = S.shape
+    St = np.zeros((nw, L, Kp))                                            # (nw, L, Kp)
+    E = np.zeros((nw + BLOCK - 1, L, Kp))                                 # (nw + 3, L, Kp)
+    c = np.empty((nw, L))                                                 # (nw, L)
+    for w in range(nw):
         for l in range(L):
-            for w in range(nw):
-                acc = 0.0
-                for i in range(d):
-                    acc += U[k, l * d + i] * W[i, w]
-                S[k, l, w] = acc
-    return S
+            m = S[0, l, w]
+            for k in range(K):
+                St[w, l, k] = S[k, l, w]
+                m = max(m, S[k, l, w])
+            c[w, l] = m
+            for k in range(K):
+                E[w, l, k] = np.exp(St[w, l, k] - m)
+    return St, c, E
 
 
-def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
-    """Mirror of :func:`.exact.score_tables`. Returns S of shape (K, L, nw)."""
-    return _score_tables(np.ascontiguousarray(W, dtype=np.float64),
-                         np.ascontiguousarray(U, dtype=np.float64), int(L))
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _four(z, i0, sc, nw):
+    """Rows z + i0 .. z + i0 + 3 for slots i0..i0 + 3; a slot past sc gets its own "no word" row nw + 0..2."""
+    return (z + i0, z + i0 + 1 if i0 + 1 < sc else nw, z + i0 + 2 if i0 + 2 < sc else nw + 1,
+            z + i0 + 3 if i0 + 3 < sc else nw + 2)
 
 
-@numba.njit(cache=True, parallel=True)
-def _enumerate(St, Z, mu, n_chunks):
-    """St: (nw, L, K) score tables. Returns per-chunk risk sums (n_chunks,) and Φ (n_chunks, nw, L, K)."""
-    nw, L, K = St.shape
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _dot4(Q, g, E, l, w0, w1, w2, w3):
+    """Σ_k Q[g, k] E[w_i, l, k] for four words w_i. Reassociated so that the sums vectorize: their order
+    depends on the CPU's vector width, never on the thread count; every term is ≥ 0."""
+    s0 = s1 = s2 = s3 = 0.0
+    for k in range(Q.shape[1]):
+        q = Q[g, k]
+        s0 += q * E[w0, l, k]
+        s1 += q * E[w1, l, k]
+        s2 += q * E[w2, l, k]
+        s3 += q * E[w3, l, k]
+    return s0, s1, s2, s3
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _group_totals(Q, F, E, g0, b0, xs, ws, up, phi, A):
+    """Tile (groups g0..g0+3) × (leaves b0..b0+3): v_g = −Q[g] ∘ Σ_b F[g, b] E[w_b, L] (the −q part of the
+    group's Σ g) added to Φ[x_g, :, L−1]; Σ_g v_g added to the block's row Φ[x, :, L−2] and to its parent's
+    running sum A[a], (x, a) = up. Fused multiply-adds allowed."""
+    l = E.shape[1] - 1
+    x0, x1, x2, x3 = xs
+    w0, w1, w2, w3 = ws
+    x, a = up
+    f00, f01, f02, f03 = F[g0, b0], F[g0, b0 + 1], F[g0, b0 + 2], F[g0, b0 + 3]
+    f10, f11, f12, f13 = F[g0 + 1, b0], F[g0 + 1, b0 + 1], F[g0 + 1, b0 + 2], F[g0 + 1, b0 + 3]
+    f20, f21, f22, f23 = F[g0 + 2, b0], F[g0 + 2, b0 + 1], F[g0 + 2, b0 + 2], F[g0 + 2, b0 + 3]
+    f30, f31, f32, f33 = F[g0 + 3, b0], F[g0 + 3, b0 + 1], F[g0 + 3, b0 + 2], F[g0 + 3, b0 + 3]
+    for k in range(Q.shape[1]):
+        e0, e1, e2, e3 = E[w0, l, k], E[w1, l, k], E[w2, l, k], E[w3, l, k]
+        v0 = -Q[g0, k] * (((f00 * e0 + f01 * e1) + f02 * e2) + f03 * e3)
+        v1 = -Q[g0 + 1, k] * (((f10 * e0 + f11 * e1) + f12 * e2) + f13 * e3)
+        v2 = -Q[g0 + 2, k] * (((f20 * e0 + f21 * e1) + f22 * e2) + f23 * e3)
+        v3 = -Q[g0 + 3, k] * (((f30 * e0 + f31 * e1) + f32 * e2) + f33 * e3)
+        phi[x0, l - 1, k] += v0
+        phi[x1, l - 1, k] += v1
+        phi[x2, l - 1, k] += v2
+        phi[x3, l - 1, k] += v3
+        v = ((v0 + v1) + v2) + v3
+        phi[x, max(l - 2, 0), k] += v
+        A[a, k] += v
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _leaf_rows(Q, F, g0, b0, ws, bw):
+    """Tile (groups g0..g0+3) × (leaves b0..b0+3): bw[w_b] += Σ_g F[g, b] Q[g] (Σ f P, for Φ[w_b, :, L])."""
+    w0, w1, w2, w3 = ws
+    f00, f01, f02, f03 = F[g0, b0], F[g0, b0 + 1], F[g0, b0 + 2], F[g0, b0 + 3]
+    f10, f11, f12, f13 = F[g0 + 1, b0], F[g0 + 1, b0 + 1], F[g0 + 1, b0 + 2], F[g0 + 1, b0 + 3]
+    f20, f21, f22, f23 = F[g0 + 2, b0], F[g0 + 2, b0 + 1], F[g0 + 2, b0 + 2], F[g0 + 2, b0 + 3]
+    f30, f31, f32, f33 = F[g0 + 3, b0], F[g0 + 3, b0 + 1], F[g0 + 3, b0 + 2], F[g0 + 3, b0 + 3]
+    for k in range(Q.shape[1]):
+        q0, q1, q2, q3 = Q[g0, k], Q[g0 + 1, k], Q[g0 + 2, k], Q[g0 + 3, k]
+        bw[w0, k] += ((f00 * q0 + f10 * q1) + f20 * q2) + f30 * q3
+        bw[w1, k] += ((f01 * q0 + f11 * q1) + f21 * q2) + f31 * q3
+        bw[w2, k] += ((f02 * q0 + f12 * q1) + f22 * q2) + f32 * q3
+        bw[w3, k] += ((f03 * q0 + f13 * q1) + f23 * q2) + f33 * q3
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _block(E, St, c, Z, mu, j, P, Dn, Hn, up, Q, F, Ssum, A, phi, bw):
+    """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn, Hn:
+    prefixes of D and of c − S_j; up = (the block's word at depth L−3, or a sink row, and its parent's
+    running sum)). Returns (Σ D·loss over its leaves with s ≥ SMALLEST_SUM, how many have s below).
+    Adds g to Φ's rows of depths L (the −q part via bw), L−1 and L−2 and to A[up[1]], except the −q part
+    of the log-domain leaves (:func:`_block_log_domain` adds it). Only loops are called."""
+    K, L = Z.shape
+    nw, sc, M, Kp = St.shape[0], mu.shape[0], L - 1, Q.shape[1]
+    z1, z2, risk, fell = Z[j, M - 1] * sc, Z[j, M] * sc, 0.0, 0
+    x, a = up
+    for g in range(sc):
+        w1 = z1 + g
+        for k in range(Kp):
+            Q[g, k] = P[M - 1, k] * E[w1, M - 1, k]                       # Π_{ℓ ≤ L−1} E[x_ℓ, ℓ, k]
+        D1, H1, dsum = Dn * mu[g], Hn + (c[w1, M - 1] - St[w1, M - 1, j]), 0.0
+        for b0 in range(0, sc, BLOCK):
+            w0, w1_, w2, w3 = _four(z2, b0, sc, nw)
+            s4 = _dot4(Q, g, E, M, w0, w1_, w2, w3)                       # s(x) for four leaves
+            for i in range(min(BLOCK, sc - b0)):
+                b, s, w = b0 + i, s4[i], z2 + b0 + i
+                D = D1 * mu[b]
+                phi[w, M, j] += D / K                                     # the 1{k=j} D/K part of g
+                dsum += D
+                Ssum[g, b], F[g, b] = s, 0.0
+                if s >= SMALLEST_SUM:
+                    risk += D * (np.log(s) + H1 + (c[w, M] - St[w, M, j]))  # D(x)·ℓ(h(x), j)
+                    F[g, b] = D / (K * s)                                 # q_k D/K = f P_k E[w, L, k]
+                else:
+                    fell += 1
+        phi[w1, M - 1, j] += dsum / K                                     # the 1{k=j} part of Σ g
+        phi[x, max(M - 2, 0), j] += dsum / K
+        A[a, j] += dsum / K
+    for g0 in range(0, sc, BLOCK):
+        xs = _four(z1, g0, sc, nw)
+        for b0 in range(0, sc, BLOCK):
+            ws = _four(z2, b0, sc, nw)
+            _group_totals(Q, F, E, g0, b0, xs, ws, up, phi, A)
+            _leaf_rows(Q, F, g0, b0, ws, bw)
+    return risk, fell
+
+
+@numba.njit(cache=True)
+def _log_domain(St, tok, j, K, g, phi, w, l, extra, y):
+    """Sentence tok of class j as the reference computes it (scores summed, max subtracted, K exponentials):
+    returns ℓ(h(x), j) and adds −q(x)·g to Φ[w, :, l] and to `extra`. Rare, so written for clarity."""
+    y[:K] = 0.0
+    for i in range(tok.shape[0]):
+        y[:K] += St[tok[i], i, :K]                                        # h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ]
+    yj, m = y[j], y[:K].max()
+    e = np.exp(y[:K] - m)                                                 # (K,)
+    total = e.sum()
+    v = -e / total * g                                                    # −q_k(x) D(x)/K
+    phi[w, l, :K] += v
+    extra[:K] += v
+    return m + np.log(total) - yj
+
+
+@numba.njit(cache=True)
+def _block_log_domain(St, Z, mu, j, tok, Dn, up, Ssum, A, phi, extra, y):
+    """The block's leaves with s < SMALLEST_SUM (or NaN), in the log domain: returns their Σ D·loss and adds
+    their −q·D/K to Φ's rows of depths L, L−1 and L−2 and to A[up[1]]."""
+    K, L = Z.shape
+    sc, M = mu.shape[0], L - 1
+    risk = 0.0
+    for g in range(sc):
+        tok[M - 1] = Z[j, M - 1] * sc + g
+        for b in range(sc):
+            if not Ssum[g, b] >= SMALLEST_SUM:
+                tok[M] = Z[j, M] * sc + b
+                D = Dn * mu[g] * mu[b]
+                risk += D * _log_domain(St, tok, j, K, D / K, phi, tok[M], M, extra, y)
+        phi[tok[M - 1], M - 1, :] += extra
+        phi[up[0], max(M - 2, 0), :] += extra
+        A[up[1], :] += extra
+        extra[:] = 0.0
+    return risk
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _prefixes(E, St, c, Z, mu, j, beta, d0, tok, P, Dp, H):
+    """Depths d0..L−3 of the prefix state: P[d+1] = P[d]∘E[x_d, d], and D's and (c − S_j)'s prefixes."""
     sc = mu.shape[0]
-    per_class = sc**L
-    total = K * per_class
-    risk = np.zeros(n_chunks)
-    phi = np.zeros((n_chunks, nw, L, K))
-    for c in numba.prange(n_chunks):
-        start = total * c // n_chunks
-        stop = total * (c + 1) // n_chunks
-        y = np.empty(K)                                                   # (K,) scores, then −q·D/K
-        beta = np.empty(L, dtype=np.int64)                                # (L,) odometer digits
-        tok = np.empty(L, dtype=np.int64)                                 # (L,) the sentence's words
-        j = start // per_class
-        code = start % per_class
-        for l in range(L - 1, -1, -1):
-            beta[l] = code % sc
-            code //= sc
-        for _ in range(start, stop):
-            p = 1.0
-            for l in range(L):
-                tok[l] = Z[j, l] * sc + beta[l]
-                p *= mu[beta[l]]
-            y[:] = 0.0
-            for l in range(L):
-                row = St[tok[l], l]
-                for k in range(K):
-                    y[k] += row[k]                                        # h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ]
-            yj = y[j]
-            m = y.max()
-            total_e = 0.0
-            for k in range(K):
-                y[k] = np.exp(y[k] - m)
-                total_e += y[k]
-            risk[c] += p * (m + np.log(total_e) - yj)                     # D(x)·ℓ(h(x), j)
-            g = p / K
-            for k in range(K):
-                y[k] = -y[k] / total_e * g                                # −q_k(x) D(x)/K
-            y[j] += g                                                     # (1{j=k} − q_k(x)) D(x)/K
-            for l in range(L):
-                acc = phi[c, tok[l], l]
-                for k in range(K):
-                    acc[k] += y[k]                                        # Φ[x_ℓ, k, ℓ] += …
-            l = L - 1                                                     # next sentence: odometer step
-            while l >= 0:
-                beta[l] += 1
-                if beta[l] < sc:
-                    break
-                beta[l] = 0
-                l -= 1
-            if l < 0:
-                j += 1
-    return risk, phi
+    for d in range(d0, tok.shape[0] - 2):
+        x = Z[j, d] * sc + beta[d]
+        tok[d] = x
+        for k in range(P.shape[1]):
+            P[d + 1, k] = P[d, k] * E[x, d, k]
+        Dp[d + 1] = Dp[d] * mu[beta[d]]
+        H[d + 1] = H[d] + (c[x, d] - St[x, d, j])
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _flush(phi, A, tok, d0):
+    """Depths L−4 down to d0 are complete: move each running sum A[d+1] into Φ's row and its parent's
+    (a block, depth L−3, adds its sums to its own row and to its parent's running sum directly)."""
+    for d in range(tok.shape[0] - 4, d0 - 1, -1):
+        x = tok[d]
+        for k in range(A.shape[1]):
+            phi[x, d, k] += A[d + 1, k]
+        if d > 0:                                                         # A[0], the class root, is unread
+            for k in range(A.shape[1]):
+                A[d, k] += A[d + 1, k]
+        for k in range(A.shape[1]):
+            A[d + 1, k] = 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _chunk(E, St, c, Z, mu, b0, b1, phi, stats):
+    """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)) into phi (nw + 3, L, Kp), L ≥ 2.
+    Returns Σ D(x)·ℓ(h(x), j) over their sentences; stats[0] counts the log-domain ones."""
+    K, L = Z.shape
+    nw, _, Kp = St.shape
+    sc, M, scp = mu.shape[0], L - 1, -(-mu.shape[0] // BLOCK) * BLOCK
+    P, A = np.zeros((L, Kp)), np.zeros((L, Kp))                           # prefix products, running Σ g
+    P[0, :K] = 1.0
+    Q, F, Ssum = np.zeros((scp, Kp)), np.zeros((scp, scp)), np.zeros((scp, scp))  # a block's P, f and s
+    Dp, H = np.ones(L), np.zeros(L)                                       # prefixes of D and of c − S_j
+    bw, extra, y = np.zeros((nw + BLOCK - 1, Kp)), np.zeros(Kp), np.empty(Kp)
+    tok, beta = np.zeros(L, dtype=np.int64), np.zeros(L, dtype=np.int64)  # (L,) words, digits
+    j, code = b0 // sc ** (M - 1), b0 % sc ** (M - 1)
+    for d in range(M - 2, -1, -1):
+        beta[d] = code % sc
+        code //= sc
+    _prefixes(E, St, c, Z, mu, j, beta, 0, tok, P, Dp, H)
+    risk = 0.0
+    for i in range(b0, b1):
+        up = (tok[M - 2], M - 2) if M >= 2 else (nw, 0)                  # L = 2: the block is the class
+        r, fell = _block(E, St, c, Z, mu, j, P, Dp[M - 1], H[M - 1], up, Q, F, Ssum, A, phi, bw)
+        risk += r
+        if fell:
+            stats[0] += fell
+            risk += _block_log_domain(St, Z, mu, j, tok, Dp[M - 1], up, Ssum, A, phi, extra, y)
+        d = M - 2                                                         # odometer step over the prefix
+        while d >= 0:
+            beta[d] += 1
+            if beta[d] < sc:
+                break
+            beta[d] = 0
+            d -= 1
+        _flush(phi, A, tok, max(d, 0) if i + 1 < b1 else 0)               # completed depths (all at the end)
+        if d < 0:
+            j, d = j + 1, 0                                               # next class
+        if i + 1 < b1:
+            _prefixes(E, St, c, Z, mu, j, beta, d, tok, P, Dp, H)
+    for w in range(nw):
+        for k in range(Kp):
+            phi[w, M, k] -= E[w, M, k] * bw[w, k]                         # Φ[w, k, L] −= E[w, L, k] Σ f P_k
+    return risk
+
+
+@numba.njit(cache=True)
+def _chunk_one_word(St, Z, mu, b0, b1, phi):
+    """L = 1: classes b0..b1−1, each of sc one-word sentences, all in the log domain (the reference's way)."""
+    K = Z.shape[0]
+    sc = mu.shape[0]
+    tok, y, sink = np.zeros(1, dtype=np.int64), np.empty(St.shape[2]), np.zeros(St.shape[2])
+    risk = 0.0
+    for j in range(b0, b1):
+        for b in range(sc):
+            w = Z[j, 0] * sc + b
+            tok[0] = w
+            phi[w, 0, j] += mu[b] / K
+            risk += mu[b] * _log_domain(St, tok, j, K, mu[b] / K, phi, w, 0, sink, y)
+    return risk
 
 
 @numba.njit(cache=True, parallel=True)
-def _sum_chunks(phi):
-    n_chunks, nw, L, K = phi.shape
+def _enumerate(E, St, c, Z, mu, n_chunks):
+    """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,)."""
+    nw, L, Kp = St.shape
+    blocks = Z.shape[0] * mu.shape[0] ** max(L - 2, 0)
+    risk = np.zeros(n_chunks)
+    phi = np.zeros((n_chunks, nw + BLOCK - 1, L, Kp))                     # 3 sink rows for padded slots
+    stats = np.zeros((n_chunks, 1), dtype=np.int64)
+    for i in numba.prange(n_chunks):
+        b0, b1 = blocks * i // n_chunks, blocks * (i + 1) // n_chunks
+        if b1 > b0 and L == 1:
+            risk[i] = _chunk_one_word(St, Z, mu, b0, b1, phi[i])
+            stats[i, 0] = (b1 - b0) * mu.shape[0]
+        elif b1 > b0:
+            risk[i] = _chunk(E, St, c, Z, mu, b0, b1, phi[i], stats[i])
+    return risk, phi, stats[:, 0]
+
+
+@numba.njit(cache=True, parallel=True)
+def _sum_chunks(phi, nw, K):
+    """Σ over chunks of phi (n_chunks, nw + 3, L, Kp), sink rows and padded classes dropped: (nw, K, L)."""
+    n_chunks, _, L, _ = phi.shape
     out = np.zeros((nw, K, L))                                            # (nw, K, L), the public layout
     for w in numba.prange(nw):
         for c in range(n_chunks):
@@ -136,51 +377,58 @@ def _sum_chunks(phi):
 
 
 def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
-    """How many private copies of Φ: ≤ MAX_CHUNKS, ≥ 1024 sentences each, within CHUNK_BUFFER floats."""
-    n = exact.sentence_count(K, sc, L)
-    return int(max(1, min(MAX_CHUNKS, n // 1024, CHUNK_BUFFER // (nw * L * K))))
+    """How many private copies of Φ: a power of two (so that 2 or 4 threads share them evenly),
+    ≤ MAX_CHUNKS, ≥ CHUNK_SENTENCES sentences each, within CHUNK_BUFFER floats in all."""
+    n = sentence_count(K, sc, L)
+    most = max(1, min(MAX_CHUNKS, n // CHUNK_SENTENCES, CHUNK_BUFFER // ((nw + BLOCK - 1) * L * _padded(K))))
+    return 1 << (most.bit_length() - 1)
+
+
+def _padded(K: int) -> int:
+    return -(-K // LANES) * LANES
+
+
+def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
+    """:func:`risk0_and_phi` and how many sentences took the log-domain path: (R0, Phi, count)."""
+    K, L, nw = S.shape
+    Z = np.ascontiguousarray(Z, dtype=np.int64)
+    mu = np.ascontiguousarray(mu, dtype=np.float64)
+    sc = mu.shape[0]
+    with _threads_for(K * sentence_count(K, sc, L)):
+        St, c, E = _tables(np.ascontiguousarray(S, dtype=np.float64), _padded(K))
+        risk, phi, stats = _enumerate(E, St, c, Z, mu, n_chunks_for(K, sc, L, nw))
+        Phi = _sum_chunks(phi, nw, K)
+    return float(risk.sum()) / K, Phi, int(stats.sum())
 
 
 def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
-    """Mirror of :func:`.exact.risk0_and_phi`: returns (R0, Phi of shape (nw, K, L))."""
-    K, L, nw = S.shape
-    St = np.ascontiguousarray(S.transpose(2, 1, 0), dtype=np.float64)  # (nw, L, K) rows contiguous in k
-    Z = np.ascontiguousarray(Z, dtype=np.int64)
-    mu = np.ascontiguousarray(mu, dtype=np.float64)
-    with _threads_for(K * exact.sentence_count(K, mu.shape[0], L) * L):
-        risk, phi = _enumerate(St, Z, mu, n_chunks_for(K, mu.shape[0], L, nw))
-        Phi = _sum_chunks(phi)
-    return float(risk.sum()) / K, Phi
+    """Mirror of :func:`.exact.risk0_and_phi`: R0 (eq. 46) and Φ of shape (nw, K, L) (eq. 130).
 
+    Parameters
+    ----------
+    S : ndarray of shape (K, L, nw), score tables.
+    Z : ndarray of shape (K, L), ints in 0..nc-1; mu : ndarray of shape (sc,).
 
-@numba.njit(cache=True)
-def _lemma_s(W, U, Phi):
-    d, nw = W.shape
-    _, K, L = Phi.shape
-    dU = np.zeros((K, L * d))                                             # (K, L·d)
-    dW = np.zeros((d, nw))                                                # (d, nw)
-    for k in range(K):
-        for l in range(L):
-            for w in range(nw):
-                f = Phi[w, k, l]
-                for i in range(d):
-                    dU[k, l * d + i] -= f * W[i, w]                       # −Σ_w Φ[w,k,ℓ] w_w
-    for w in range(nw):
-        for k in range(K):
-            for l in range(L):
-                f = Phi[w, k, l]
-                for i in range(d):
-                    dW[i, w] -= f * U[k, l * d + i]                       # −Σ_{k,ℓ} Φ[w,k,ℓ] u_{k,ℓ}
-    return dW, dU
+    Returns
+    -------
+    R0 : float; Phi : ndarray of shape (nw, K, L).
+    """
+    R0, Phi, _ = enumerate_sentences(S, Z, mu)
+    return R0, Phi
 
 
 def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
-    """Mirror of :func:`.exact.lemma_s`: returns (dW0 of shape (d, nw), dU0 of shape (K, L·d))."""
-    return _lemma_s(np.ascontiguousarray(W, dtype=np.float64), np.ascontiguousarray(U, dtype=np.float64),
-                    np.ascontiguousarray(Phi, dtype=np.float64))
+    """Mirror of :func:`.exact.lemma_s`, two BLAS products. Lemma S (eq. 130): ∂R0/∂u_{k,ℓ} =
+    −Σ_w Φ[w, k, ℓ] w_w and ∂R0/∂w_w = −Σ_{k,ℓ} Φ[w, k, ℓ] u_{k,ℓ}.
 
-
-def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, max_sentences=exact.MAX_SENTENCES):
-    """:func:`.exact.risk_and_grads` with this module's passes (backend="numba")."""
-    return exact.risk_and_grads(W, U, Z, mu, lam=lam, layernorm=layernorm, backend="numba",
-                                max_sentences=max_sentences)
+    Returns
+    -------
+    dW0 : ndarray of shape (d, nw); dU0 : ndarray of shape (K, L·d).
+    """
+    W, U, Phi = (np.asarray(a, dtype=np.float64) for a in (W, U, Phi))
+    d, nw = W.shape
+    _, K, L = Phi.shape
+    Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ
+    dU0 = -(W @ Phi2).T.reshape(K, L * d)                                 # (K·L, d) -> (K, L·d)
+    dW0 = -(U.reshape(K * L, d).T @ Phi2.T)                               # (d, nw)
+    return dW0, dU0

@@ -1,21 +1,39 @@
 """``python cli.py bench exact``: the exact true risk and its gradient, Numba against the NumPy reference.
 
 Default instance: nc = 3, sc = 4, L = 5, d = 8, all K = 3^5 = 243 latent variables, Zipf words —
-K·sc^L = 248,832 sentences. The Numba result is checked against the reference (risk and both gradients,
-max |Δ| ≤ 1e-12 relative) before anything is timed. ``--scaling`` then times the kernel at a few sizes
-around the default and divides by K²·sc^L·L (sentences × classes × positions), the model of its cost:
-a roughly constant ns per unit says the cost grows as K²·sc^L·L.
+K·sc^L = 248,832 sentences. Before anything is timed, the Numba result (R, dW, dU) is checked against the
+reference (:func:`refimpl.bench.common.max_rel_err` ≤ 1e-12: max |Δ| / max |reference| per output); a
+failed check exits with status 1 and nothing is timed. Then, with the median of ``repeats`` calls:
+
+* the speed targets (2 cores), each printed as ``met`` / ``NOT met``: the default instance (K = 243) in
+  ≤ 25 ms for risk + gradient, and nc = 3, sc = 4, L = 6, K = 729 (2,985,984 sentences) in ≤ 1 s;
+* the configured instance, beside the NumPy reference;
+* ``--scaling``: seven sizes from 20,736 to 2,985,984 sentences, each time divided by K²·sc^L (sentences
+  × classes), the kernel's cost model; the largest / smallest ns per unit is printed, and whether it is
+  flat within 2×.
+
+``--json`` prints one record per line: the targets (target, seconds, limit_seconds, met), the configured
+instance (numba_seconds, numpy_seconds, speedup, check_max_rel_err, check_passed, ns_per_unit), the
+scaling rows (K, sc, L, sentences, numba_seconds, ns_per_unit) and the scaling summary (ratio, flat).
 """
 
 import dataclasses
-import time
 
 import numpy as np
 
+from refimpl.bench.common import max_rel_err, median_seconds
 from refimpl.feature_collapse import data, exact
 from refimpl.registry import Spec, option
+from refimpl.validate import nonneg_int, positive_int
 
-TOLERANCE = 1e-12  # max |numba − numpy| / max(1, |numpy|) over R, dW, dU
+TOLERANCE = 1e-12  # max |numba − numpy| / max |numpy| over R, dW, dU
+TARGETS = (        # (nc, sc, L, d, K, seconds): risk + gradient on 2 cores
+    (3, 4, 5, 8, 243, 0.025),
+    (3, 4, 6, 8, 729, 1.0),
+)
+SCALING = (        # (K, sc, L), nc = 3: 20,736 .. 2,985,984 sentences
+    (81, 4, 4), (81, 4, 5), (243, 3, 5), (243, 4, 5), (729, 3, 6), (243, 5, 5), (729, 4, 6),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,77 +44,108 @@ class ExactBenchConfig:
     d: int = option(8, "embedding dimension")
     K: int = option(0, "classes: a random subset of the latent variables (0: all nc^L)")
     layernorm: bool = option(False, "h* (risk 10) instead of h (risk 5)")
-    repeats: int = option(5, "timed Numba repeats (the median is reported)")
+    repeats: int = option(7, "timed Numba repeats (the median is reported)")
     numpy_repeats: int = option(1, "timed NumPy repeats (0: skip the reference timing)")
-    scaling: bool = option(True, "also time the kernel at other K, sc, L")
+    targets: bool = option(True, "also time the two target instances and say whether each target is met")
+    scaling: bool = option(True, "also time the kernel at seven sizes (ns per K²·sc^L unit)")
+
+    def __post_init__(self):
+        for name in ("nc", "sc", "L", "d", "repeats"):
+            positive_int(name, getattr(self, name))
+        nonneg_int("K", self.K)
+        nonneg_int("numpy_repeats", self.numpy_repeats)
+        data.check_distinct_count(self.nc, self.L, self.K)
 
 
 def _instance(nc, sc, L, d, K, seed=0):
     rng = np.random.default_rng(seed)
-    Z = data.latent_variables(nc, L, K if K else "all", rng)            # (K, L)
+    Z = data.latent_variables(nc, L, K if K and K < nc**L else "all", rng)  # (K, L)
     W = rng.standard_normal((d, nc * sc))                                 # (d, nw)
     U = 0.5 * rng.standard_normal((len(Z), L * d))                        # (K, L·d)
     return W, U, Z, data.word_frequencies(sc, "zipf")
 
 
-def _seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def _risk_and_grads(args, layernorm, backend):
+    return exact.risk_and_grads(*args, lam=1e-3, layernorm=layernorm, backend=backend)
 
 
 def _check(args, layernorm) -> float:
-    """Max relative difference of (R, dW, dU) between the Numba kernel and the NumPy reference."""
-    got = exact.risk_and_grads(*args, lam=1e-3, layernorm=layernorm, backend="numba")
-    want = exact.risk_and_grads(*args, lam=1e-3, layernorm=layernorm, backend="numpy")
-    return max(float(np.max(np.abs(np.asarray(g) - w)) / max(1.0, float(np.max(np.abs(w)))))
-               for g, w in zip(got, want, strict=True))
+    """max_rel_err of (R, dW, dU): the Numba kernel against the NumPy reference."""
+    return max_rel_err(_risk_and_grads(args, layernorm, "numba"), _risk_and_grads(args, layernorm, "numpy"))
 
 
-def scaling_rows(cfg: ExactBenchConfig):
-    """(label, K, sc, L, seconds) for the kernel at sizes around the default (K varied on random subsets)."""
-    sizes = [(81, cfg.sc, cfg.L), (162, cfg.sc, cfg.L), (243, cfg.sc, cfg.L), (243, cfg.sc - 1, cfg.L),
-             (243, cfg.sc + 1, cfg.L), (81, cfg.sc, cfg.L - 1), (81, cfg.sc, cfg.L + 1)]
-    for K, sc, L in sizes:
-        if K > cfg.nc**L or sc < 1:
+class _Timer:
+    """Median Numba time of risk + gradient per instance (nc, sc, L, d, K), each instance timed once."""
+
+    def __init__(self, cfg: ExactBenchConfig):
+        self.cfg, self.seconds = cfg, {}
+
+    def __call__(self, nc, sc, L, d, K, args=None, repeats=None):
+        key = (nc, sc, L, d, K if K and K < nc**L else 0)
+        if key not in self.seconds:
+            args = args if args is not None else _instance(*key, seed=1)
+            fn = lambda: _risk_and_grads(args, self.cfg.layernorm, "numba")  # noqa: E731
+            fn()                                                          # compile / warm up
+            self.seconds[key] = median_seconds(fn, repeats or self.cfg.repeats)
+        return self.seconds[key]
+
+
+def _targets(cfg, timer, ctx) -> None:
+    for nc, sc, L, d, K, limit in TARGETS:
+        seconds = timer(nc, sc, L, d, K, repeats=min(3, cfg.repeats) if limit >= 1 else None)
+        n, met = data.sentence_count(K, sc, L), seconds <= limit
+        text = f"{seconds * 1e3:.1f} ms" if limit < 1 else f"{seconds:.3f} s"
+        ctx.emit(f"target: nc={nc} sc={sc} L={L} d={d} K={K} ({n:,} sentences) risk + gradient <= "
+                 f"{limit * 1e3:g} ms on 2 cores: {text}  {'met' if met else 'NOT met'}",
+                 {"target": f"nc={nc} sc={sc} L={L} d={d} K={K}", "sentences": n, "seconds": seconds,
+                  "limit_seconds": limit, "met": met})
+
+
+def _scaling(cfg, timer, ctx) -> None:
+    per_unit = []
+    for K, sc, L in SCALING:
+        if K > cfg.nc**L:
             continue
-        args = _instance(cfg.nc, sc, L, cfg.d, K, seed=1)
-        fn = lambda a=args: exact.risk_and_grads(*a, lam=1e-3, layernorm=cfg.layernorm)  # noqa: E731
-        fn()
-        yield K, sc, L, _seconds(fn, max(1, cfg.repeats // 2))
+        seconds = timer(cfg.nc, sc, L, cfg.d, K, repeats=min(3, cfg.repeats))
+        n = data.sentence_count(K, sc, L)
+        per_unit.append(seconds / (K * n) * 1e9)
+        record = {"K": K, "sc": sc, "L": L, "sentences": n, "numba_seconds": seconds,
+                  "ns_per_unit": per_unit[-1]}
+        ctx.emit(f"  scaling K={K:4d} sc={sc} L={L}: {n:>9,} sentences  {seconds:.4f} s  "
+                 f"{per_unit[-1]:.3f} ns per K²·sc^L unit", record)
+    if per_unit:
+        ratio = max(per_unit) / min(per_unit)
+        ctx.emit(f"  ns per K²·sc^L unit: {min(per_unit):.3f} .. {max(per_unit):.3f}, max/min {ratio:.2f}: "
+                 f"{'flat' if ratio <= 2 else 'NOT flat'} within 2x",
+                 {"scaling_max_over_min": ratio, "flat_within_2x": ratio <= 2})
 
 
 def run(cfg: ExactBenchConfig, ctx) -> bool:
     args = _instance(cfg.nc, cfg.sc, cfg.L, cfg.d, cfg.K)
-    K, n = len(args[2]), exact.sentence_count(len(args[2]), cfg.sc, cfg.L)
+    K, n = len(args[2]), data.sentence_count(len(args[2]), cfg.sc, cfg.L)
     ctx.info(f"exact risk + gradient of {'h*' if cfg.layernorm else 'h'}: nc={cfg.nc} sc={cfg.sc} L={cfg.L} "
              f"d={cfg.d} K={K}, {n:,} sentences, Zipf µ")
     err = _check(args, cfg.layernorm)
-    ok = err <= TOLERANCE
-    fn = lambda: exact.risk_and_grads(*args, lam=1e-3, layernorm=cfg.layernorm, backend="numba")  # noqa: E731
-    fn()
-    t_numba = _seconds(fn, cfg.repeats) if ok else float("nan")
+    row = {"K": K, "sc": cfg.sc, "L": cfg.L, "d": cfg.d, "sentences": n, "check_max_rel_err": err,
+           "check_passed": err <= TOLERANCE}
+    if not row["check_passed"]:
+        ctx.emit(f"numba kernel disagrees with the NumPy reference: max rel err {err:.2e} > {TOLERANCE:g}; "
+                 "not timed", {**row, "numba_seconds": None, "numpy_seconds": None, "speedup": None})
+        return False
+    timer = _Timer(cfg)
+    t_numba = timer(cfg.nc, cfg.sc, cfg.L, cfg.d, cfg.K, args=args)
+    if cfg.targets:
+        _targets(cfg, timer, ctx)
     t_numpy = float("nan")
     if cfg.numpy_repeats:
-        t_numpy = _seconds(lambda: exact.risk_and_grads(*args, lam=1e-3, layernorm=cfg.layernorm,
-                                                        backend="numpy"), cfg.numpy_repeats)
-    row = {"K": K, "sc": cfg.sc, "L": cfg.L, "d": cfg.d, "sentences": n, "numba_seconds": t_numba,
-           "numpy_seconds": t_numpy, "speedup": t_numpy / t_numba, "check_max_rel_err": err,
-           "check_passed": ok, "ns_per_unit": t_numba / (K * n * cfg.L) * 1e9}
-    ctx.emit(f"numba {t_numba:.3f} s   numpy {t_numpy:.3f} s   speed-up {row['speedup']:.1f}x   "
-             f"({row['ns_per_unit']:.2f} ns per K²·sc^L·L unit; check vs NumPy: max rel err {err:.1e} "
-             f"{'ok' if ok else 'FAILED'})", row)
-    if cfg.scaling and ok:
-        for K_, sc, L, seconds in scaling_rows(cfg):
-            units = K_ * K_ * sc**L * L
-            rec = {"K": K_, "sc": sc, "L": L, "sentences": K_ * sc**L, "numba_seconds": seconds,
-                   "ns_per_unit": seconds / units * 1e9}
-            ctx.emit(f"  scaling K={K_:4d} sc={sc} L={L}: {K_ * sc**L:>9,} sentences  {seconds:.4f} s  "
-                     f"{rec['ns_per_unit']:.2f} ns per K²·sc^L·L unit", rec)
-    return ok
+        t_numpy = median_seconds(lambda: _risk_and_grads(args, cfg.layernorm, "numpy"), cfg.numpy_repeats)
+    row.update(numba_seconds=t_numba, numpy_seconds=t_numpy, speedup=t_numpy / t_numba,
+               ns_per_unit=t_numba / (K * n) * 1e9)
+    ctx.emit(f"numba {t_numba * 1e3:.1f} ms   numpy {t_numpy:.3f} s   speed-up {row['speedup']:.0f}x   "
+             f"({row['ns_per_unit']:.3f} ns per K²·sc^L unit; check vs NumPy: max rel err {err:.1e} ok)", row)
+    if cfg.scaling:
+        _scaling(cfg, timer, ctx)
+    return True
 
 
 SPECS = [Spec("exact", ExactBenchConfig, run, "Time the exact true risk + gradient (Numba vs NumPy).")]

@@ -43,9 +43,11 @@ per-sentence scores and exponentials of the reference cost O(K²·sc^L·L).
 ~700 (C(x) − max_k h(x)_k ≳ 700). A leaf with s < 2^-960 (or NaN) is redone in the log domain as the
 reference does it (scores summed, max subtracted, K exponentials), and its g added directly.
 
-**Floating point.** ``_dot4`` is compiled with fastmath {reassoc, contract} so that its sums vectorize
-(their order then depends on the CPU's vector width) and the tile updates with {contract} (fused
-multiply-adds); every other operation is IEEE in source order. Agreement with the reference: ~1e-15.
+**Floating point.** ``_block`` (with the loops it inlines: ``_dot4``, ``_group_totals``, ``_leaf_rows``) is
+compiled with fastmath {reassoc, contract} only: its K-long sums vectorize and multiply-adds fuse, so their
+rounding depends on the CPU's vector width (never on the thread count). No flag that assumes away NaN or
+infinity is set (the s < SMALLEST_SUM test must see a NaN); everything else is IEEE in source order.
+Agreement with the reference: ~1e-15 relative to its largest entry.
 
 **Chunks.** The K·sc^(L−2) blocks are cut into ``n_chunks`` contiguous ranges, a number fixed by the sizes
 (not the thread count), each with private Φ and buffers summed in a fixed order: the result does not
@@ -54,7 +56,8 @@ the pool costs more than they do, and on a loaded machine far more. L = 1 (sc se
 the log-domain path for every sentence.
 """
 
-import contextlib
+import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -71,18 +74,15 @@ SMALLEST_SUM = 2.0**-960   # a leaf with s(x) below this (or NaN) is redone in t
 BLOCK = 4                  # groups and leaves are handled four at a time (zero weights past sc)
 
 
-@contextlib.contextmanager
-def _threads_for(work: int):
-    """One Numba thread for small `work`, all of them otherwise."""
-    old = numba.get_num_threads()
-    if work >= SERIAL_WORK or old == 1:
-        yield
-        return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
+def _threads_for(work: int) -> int:
+    """How many threads run the chunks: one for small `work` (K·K·sc^L < SERIAL_WORK), else Numba's."""
+    return 1 if work < SERIAL_WORK else numba.get_num_threads()
+
+
+@functools.lru_cache(maxsize=1)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of `threads` threads, kept between calls (chunks release the GIL)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="exact_numba")
 
 
 def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
@@ -178,13 +178,13 @@ def _leaf_rows(Q, F, g0, b0, ws, bw):
         bw[w3, k] += ((f03 * q0 + f13 * q1) + f23 * q2) + f33 * q3
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _block(E, St, c, Z, mu, j, P, Dn, Hn, up, Q, F, Ssum, A, phi, bw):
     """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn, Hn:
     prefixes of D and of c − S_j; up = (the block's word at depth L−3, or a sink row, and its parent's
     running sum)). Returns (Σ D·loss over its leaves with s ≥ SMALLEST_SUM, how many have s below).
     Adds g to Φ's rows of depths L (the −q part via bw), L−1 and L−2 and to A[up[1]], except the −q part
-    of the log-domain leaves (:func:`_block_log_domain` adds it). Only loops are called."""
+    of the log-domain leaves (:func:`_block_log_domain` adds it). Calls nothing (all inlined)."""
     K, L = Z.shape
     nw, sc, M, Kp = St.shape[0], mu.shape[0], L - 1, Q.shape[1]
     z1, z2, risk, fell = Z[j, M - 1] * sc, Z[j, M] * sc, 0.0, 0
@@ -196,9 +196,10 @@ def _block(E, St, c, Z, mu, j, P, Dn, Hn, up, Q, F, Ssum, A, phi, bw):
         D1, H1, dsum = Dn * mu[g], Hn + (c[w1, M - 1] - St[w1, M - 1, j]), 0.0
         for b0 in range(0, sc, BLOCK):
             w0, w1_, w2, w3 = _four(z2, b0, sc, nw)
-            s4 = _dot4(Q, g, E, M, w0, w1_, w2, w3)                       # s(x) for four leaves
-            for i in range(min(BLOCK, sc - b0)):
-                b, s, w = b0 + i, s4[i], z2 + b0 + i
+            s0, s1, s2, s3 = _dot4(Q, g, E, M, w0, w1_, w2, w3)           # s(x) for four leaves
+            for i in range(min(BLOCK, sc - b0)):                          # (a tuple indexed by i would
+                s = s0 if i == 0 else s1 if i == 1 else s2 if i == 2 else s3  # bring reference counting in)
+                b, w = b0 + i, z2 + b0 + i
                 D = D1 * mu[b]
                 phi[w, M, j] += D / K                                     # the 1{k=j} D/K part of g
                 dsum += D
@@ -223,16 +224,22 @@ def _block(E, St, c, Z, mu, j, P, Dn, Hn, up, Q, F, Ssum, A, phi, bw):
 @numba.njit(cache=True)
 def _log_domain(St, tok, j, K, g, phi, w, l, extra, y):
     """Sentence tok of class j as the reference computes it (scores summed, max subtracted, K exponentials):
-    returns ℓ(h(x), j) and adds −q(x)·g to Φ[w, :, l] and to `extra`. Rare, so written for clarity."""
-    y[:K] = 0.0
+    returns ℓ(h(x), j) and adds −q(x)·g to Φ[w, :, l] and to `extra`."""
+    for k in range(K):
+        y[k] = 0.0
     for i in range(tok.shape[0]):
-        y[:K] += St[tok[i], i, :K]                                        # h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ]
-    yj, m = y[j], y[:K].max()
-    e = np.exp(y[:K] - m)                                                 # (K,)
-    total = e.sum()
-    v = -e / total * g                                                    # −q_k(x) D(x)/K
-    phi[w, l, :K] += v
-    extra[:K] += v
+        for k in range(K):
+            y[k] += St[tok[i], i, k]                                      # h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ]
+    yj, m, total = y[j], y[0], 0.0
+    for k in range(K):
+        m = max(m, y[k])
+    for k in range(K):
+        y[k] = np.exp(y[k] - m)
+        total += y[k]
+    for k in range(K):
+        v = -y[k] / total * g                                             # −q_k(x) D(x)/K
+        phi[w, l, k] += v
+        extra[k] += v
     return m + np.log(total) - yj
 
 
@@ -250,10 +257,11 @@ def _block_log_domain(St, Z, mu, j, tok, Dn, up, Ssum, A, phi, extra, y):
                 tok[M] = Z[j, M] * sc + b
                 D = Dn * mu[g] * mu[b]
                 risk += D * _log_domain(St, tok, j, K, D / K, phi, tok[M], M, extra, y)
-        phi[tok[M - 1], M - 1, :] += extra
-        phi[up[0], max(M - 2, 0), :] += extra
-        A[up[1], :] += extra
-        extra[:] = 0.0
+        for k in range(extra.shape[0]):
+            phi[tok[M - 1], M - 1, k] += extra[k]
+            phi[up[0], max(M - 2, 0), k] += extra[k]
+            A[up[1], k] += extra[k]
+            extra[k] = 0.0
     return risk
 
 
@@ -285,7 +293,7 @@ def _flush(phi, A, tok, d0):
             A[d + 1, k] = 0.0
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@numba.njit(cache=True, error_model="numpy", nogil=True)
 def _chunk(E, St, c, Z, mu, b0, b1, phi, stats):
     """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)) into phi (nw + 3, L, Kp), L ≥ 2.
     Returns Σ D(x)·ℓ(h(x), j) over their sentences; stats[0] counts the log-domain ones."""
@@ -345,35 +353,26 @@ def _chunk_one_word(St, Z, mu, b0, b1, phi):
     return risk
 
 
-@numba.njit(cache=True, parallel=True)
-def _enumerate(E, St, c, Z, mu, n_chunks):
-    """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,)."""
+def _enumerate(E, St, c, Z, mu, n_chunks, threads):
+    """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,), L ≥ 2.
+    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it."""
     nw, L, Kp = St.shape
-    blocks = Z.shape[0] * mu.shape[0] ** max(L - 2, 0)
+    blocks = Z.shape[0] * mu.shape[0] ** (L - 2)
     risk = np.zeros(n_chunks)
     phi = np.zeros((n_chunks, nw + BLOCK - 1, L, Kp))                     # 3 sink rows for padded slots
     stats = np.zeros((n_chunks, 1), dtype=np.int64)
-    for i in numba.prange(n_chunks):
+
+    def run(i):
         b0, b1 = blocks * i // n_chunks, blocks * (i + 1) // n_chunks
-        if b1 > b0 and L == 1:
-            risk[i] = _chunk_one_word(St, Z, mu, b0, b1, phi[i])
-            stats[i, 0] = (b1 - b0) * mu.shape[0]
-        elif b1 > b0:
+        if b1 > b0:
             risk[i] = _chunk(E, St, c, Z, mu, b0, b1, phi[i], stats[i])
+
+    if threads > 1 and n_chunks > 1:
+        list(_pool(min(threads, n_chunks)).map(run, range(n_chunks)))
+    else:
+        for i in range(n_chunks):
+            run(i)
     return risk, phi, stats[:, 0]
-
-
-@numba.njit(cache=True, parallel=True)
-def _sum_chunks(phi, nw, K):
-    """Σ over chunks of phi (n_chunks, nw + 3, L, Kp), sink rows and padded classes dropped: (nw, K, L)."""
-    n_chunks, _, L, _ = phi.shape
-    out = np.zeros((nw, K, L))                                            # (nw, K, L), the public layout
-    for w in numba.prange(nw):
-        for c in range(n_chunks):
-            for l in range(L):
-                for k in range(K):
-                    out[w, k, l] += phi[c, w, l, k]
-    return out
 
 
 def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
@@ -394,10 +393,14 @@ def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     Z = np.ascontiguousarray(Z, dtype=np.int64)
     mu = np.ascontiguousarray(mu, dtype=np.float64)
     sc = mu.shape[0]
-    with _threads_for(K * sentence_count(K, sc, L)):
-        St, c, E = _tables(np.ascontiguousarray(S, dtype=np.float64), _padded(K))
-        risk, phi, stats = _enumerate(E, St, c, Z, mu, n_chunks_for(K, sc, L, nw))
-        Phi = _sum_chunks(phi, nw, K)
+    St, c, E = _tables(np.ascontiguousarray(S, dtype=np.float64), _padded(K))
+    if L == 1:                                                            # K·sc sentences: one chunk
+        phi, stats = np.zeros((1, nw + BLOCK - 1, 1, St.shape[2])), np.array([K * sc])
+        risk = np.array([_chunk_one_word(St, Z, mu, 0, K, phi[0])])
+    else:
+        threads = _threads_for(K * sentence_count(K, sc, L))
+        risk, phi, stats = _enumerate(E, St, c, Z, mu, n_chunks_for(K, sc, L, nw), threads)
+    Phi = np.ascontiguousarray(phi[:, :nw, :, :K].sum(axis=0).transpose(0, 2, 1))  # (nw, K, L), in order
     return float(risk.sum()) / K, Phi, int(stats.sum())
 
 

@@ -12,17 +12,19 @@ Two implementations of the same call:
 
 Which one runs is decided once per process: ``REFIMPL_BLAS=openblas`` or ``REFIMPL_BLAS=mkl`` chooses,
 otherwise MKL when it is installed and OpenBLAS when it is not. :func:`load` gives either one by name
-(tests and A/B timings use both in one process).
+(the tests use both in one process; time each in its own process: MKL's OpenMP threads spin for a while
+after each call and would slow OpenBLAS's down).
 
 Layouts: every operand is a contiguous matrix, Fortran- or C-ordered. A C-ordered operand is handed to
 BLAS as the column-major matrix of its transpose with the transpose flag flipped, and a C-ordered c is
 computed as cᵀ = op(b)ᵀ op(a)ᵀ, so neither implementation ever copies (SciPy's wrapper would copy a
 C-ordered operand, and return a new c instead of writing into a C-ordered one).
 
-Threads (MKL): left as MKL sets them (``MKL_NUM_THREADS``, ``MKL_THREADING_LAYER`` and the OpenMP
-variables are read by MKL itself). On AMD processors MKL 2026.2 runs its generic (``libmkl_def``) kernels
-whatever ``MKL_ENABLE_INSTRUCTIONS`` says (that variable only caps the instruction set); see
-docs/sgd-step.md for what that costs.
+Threads: each library keeps its own (MKL: Intel OpenMP, ``MKL_NUM_THREADS``; OpenBLAS:
+``OPENBLAS_NUM_THREADS``), left at their defaults, one per core. On AMD processors MKL 2026.2 runs its
+generic ``libmkl_def`` kernels (``MKL_ENABLE_INSTRUCTIONS=AVX2`` does not change that: it only caps the
+instruction set); on the 2-core AMD EPYC it was still as fast as OpenBLAS on a quiet machine, and far
+less slowed down when another process held a core (docs/sgd-step.md).
 """
 
 import ctypes

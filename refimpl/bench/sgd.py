@@ -8,10 +8,11 @@ importable (optional, never a dependency), the same step written with ``torch.nn
 notebooks is checked and timed too.
 
 Timing is interleaved, because the machine may be shared: every repeat times `steps` steps of each
-implementation in turn, and, beside each numba step, its three GEMMs alone
-(:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same buffers).
-A time is the median over repeats; a ratio is the median of the repeats' ratios (each taken under the
-same load). Targets, printed as met / NOT met:
+implementation in chunks of CHUNK = 10 steps taken in turn, and beside each numba step its three GEMMs
+alone (:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same
+buffers). A time is the median over repeats; a ratio is the median over chunks of the ratio of two
+neighbouring chunks (taken under the same load); docs/sgd-step.md has the numbers. Targets, printed as
+met / NOT met:
 
 * the numba float32 step ≤ 1.08 × its own GEMMs (the passes around the GEMMs cost at most 8%);
 * the numba float32 step ≤ 0.80 × PyTorch's, when MKL is the active BLAS (:func:`refimpl.blas.active`).

@@ -18,7 +18,8 @@ TINY = {
             "--repeats", "1", "--backends", "numba,numpy", "--dtypes", "float64,float32", "--no-torch"],
     "dufm": ["--runs", "2", "--K", "3", "--d", "4", "--steps", "20", "--numpy-steps", "20", "--check-steps",
              "5", "--repeats", "1", "--no-torch"],
-    "exact": ["--nc", "2", "--sc", "2", "--L", "3", "--d", "3", "--repeats", "1", "--no-scaling", "--no-targets"],
+    "exact": ["--nc", "2", "--sc", "2", "--L", "3", "--d", "3", "--repeats", "1", "--no-scaling",
+              "--no-targets"],
 }
 KEYS = {"sgd": {"backend", "dtype", "ms_per_step", "gflops"}, "dufm": {"impl", "runs", "steps", "seconds"},
         "exact": {"numba_seconds", "numpy_seconds", "speedup", "check_passed"}}

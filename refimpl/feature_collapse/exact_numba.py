@@ -35,9 +35,10 @@ In a block q_k(x) = Q_{g,k} E[w_b, L, k] / s_{g,b}; with F[g, b] = D_{g,b} / (K 
 
 A block's Σ goes to Φ's row of depth L − 2 and to its parent's running sum; a depth's running sum goes
 to Φ and to its parent's when its digit changes. Groups and leaves are taken four by four (zero weights
-past sc), so each K-vector pass serves several sentences. Per sentence ≈ 3K multiply-adds (the dot, the
-group sum, the per-word sum) plus K·sc/(sc − 1)/sc² for the prefixes and flushes: O(K²·sc^L), where the
-per-sentence scores and exponentials of the reference cost O(K²·sc^L·L).
+past sc), so each K-vector pass serves several sentences. Per sentence ≈ K·(3 + 1/(sc − 1)) multiply-adds:
+the dot, the group sum and the per-word sum, and K/sc + K/(sc(sc − 1)) for the prefix products; O(K²·sc^L)
+in all, where the reference's per-sentence scores (K·L adds), K exponentials and L rows of Φ (K·L adds)
+cost O(K²·sc^L·L).
 
 **Underflow.** e_k ≤ 1, so nothing overflows; s(x) underflows only when the positions' maxima disagree by
 ~700 (C(x) − max_k h(x)_k ≳ 700). A leaf with s < 2^-960 (or NaN) is redone in the log domain as the
@@ -51,9 +52,11 @@ Agreement with the reference: ~1e-15 relative to its largest entry.
 
 **Chunks.** The K·sc^(L−2) blocks are cut into ``n_chunks`` contiguous ranges, a number fixed by the sizes
 (not the thread count), each with private Φ and buffers summed in a fixed order: the result does not
-depend on the number of threads. Small enumerations (K·K·sc^L < SERIAL_WORK) run on one thread: waking
-the pool costs more than they do, and on a loaded machine far more. L = 1 (sc sentences per class) takes
-the log-domain path for every sentence.
+depend on the number of threads. A pool of ``numba.get_num_threads()`` threads runs them (``_chunk``
+releases the GIL; a ``prange`` over chunks does the same but doubles the compile time, to ~20 s, by
+re-optimizing the whole kernel inside the parallel loop). Small enumerations (K·K·sc^L < SERIAL_WORK)
+run on one thread: handing chunks to the pool costs more than they do. L = 1 (sc sentences per class)
+takes the log-domain path for every sentence.
 """
 
 import functools

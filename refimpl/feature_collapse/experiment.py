@@ -45,10 +45,10 @@ def summarize(name: str, cfg: FeatureCollapseConfig, arrays: dict, history: list
 
 
 def compute(name: str, cfg: FeatureCollapseConfig, progress: bool = False, log=None):
-    """Train the figure's network and measure it: (summary, arrays W (d, nw), U (K, L·d), Z (K, L),
+    """Train the figure's network and measure it: (summary, arrays W (d, nw), U (K, L·d), Z (K, L), mu (sc,),
     training seconds)."""
     task, result = sgd.train_run(cfg, progress=progress, log=log)
-    arrays = {"W": result.W, "U": result.U, "Z": task.Z}
+    arrays = {"W": result.W, "U": result.U, "Z": task.Z, "mu": task.mu}
     return summarize(name, cfg, arrays, result.history), arrays, result.seconds
 
 

@@ -121,6 +121,11 @@ class Theorem3Config(Instance):
     sc: int = dataclasses.field(default=3, metadata={"help": "words per concept (nw = nc·sc)"})
     d: int = dataclasses.field(default=4, metadata={"help": "embedding dimension (>= nc)"})
 
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.d >= self.nc, f"type-II collapse needs mean-zero equiangular vectors: d >= nc, "
+                                   f"got d = {self.d}, nc = {self.nc}")
+
 
 @dataclasses.dataclass
 class AllConfig:
@@ -135,6 +140,7 @@ class AllConfig:
 
     def __post_init__(self):
         validate.seed(self.seed)
+        self.configs()                                                    # every instance valid, up front
 
     def configs(self) -> list[Instance]:
         """The three theorems' default instances with this seed, perturb, starts and perturbations."""

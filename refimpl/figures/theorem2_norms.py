@@ -23,7 +23,7 @@ from scipy.optimize import least_squares
 
 from refimpl import plotting
 from refimpl.errors import require
-from refimpl.feature_collapse import collapse, data, experiment, sgd, theory
+from refimpl.feature_collapse import collapse, experiment, sgd, theory
 from refimpl.feature_collapse.settings import PRESETS
 from refimpl.registry import Spec, option
 
@@ -100,10 +100,10 @@ def caption(nc: int, L: int, K: int, mu, lam: float, fit: dict, u_mean: float) -
 
 def measure(config: Theorem2NormsConfig, arrays: dict, train_accuracy, test_accuracy) -> dict:
     """Fit relation (7) to the word norms of figure 4(a)'s trained network (arrays W (d, nw), U (K, L·d),
-    Z (K, L)); returns the figure's summary."""
+    Z (K, L), mu (sc,)); returns the figure's summary."""
     preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
     nc, L, lam = preset.nc, preset.L, preset.lam
-    mu = data.word_frequencies(preset.nw // nc, preset.freq)              # (sc,)
+    mu = np.asarray(arrays["mu"], dtype=np.float64)                       # (sc,)
     W, U = np.asarray(arrays["W"], dtype=np.float64), np.asarray(arrays["U"], dtype=np.float64)
     norms = np.linalg.norm(W, axis=0)                                     # (nw,) ‖w_(α,β)‖
     mu_of_word = np.tile(mu, nc)                                          # (nw,) µ_β of word α·sc+β
@@ -116,11 +116,11 @@ def measure(config: Theorem2NormsConfig, arrays: dict, train_accuracy, test_accu
             "caption": caption(nc, L, preset.K, mu, lam, fit, u_mean)}
 
 
-def write(config: Theorem2NormsConfig, summary: dict, W, ctx) -> dict:
+def write(config: Theorem2NormsConfig, summary: dict, W, mu, ctx) -> dict:
     """Draw and write ctx.out_dir/theorem2-norms.png and .json, print the result line."""
     preset = dataclasses.replace(PRESETS["fig4a"], **config.overrides())
     nc, sc = preset.nc, preset.nw // preset.nc
-    mu_of_word = np.tile(data.word_frequencies(sc, preset.freq), nc)      # (nw,)
+    mu_of_word = np.tile(mu, nc)                                          # (nw,)
     norms = np.linalg.norm(np.asarray(W, dtype=np.float64), axis=0)       # (nw,)
     fig = draw(mu_of_word, norms, nc, sc, summary["fit"], summary["caption"], summary)
     plotting.save_figure(ctx.out_dir, "theorem2-norms", fig, summary)
@@ -136,10 +136,10 @@ def run(config: Theorem2NormsConfig, ctx) -> dict:
     """Train figure 4(a)'s network, fit relation (7) to its word norms, draw theorem2-norms.png/.json."""
     t0 = time.perf_counter()
     task, result = sgd.train_preset("fig4a", progress=ctx.progress, log=ctx.info, **config.overrides())
-    arrays = {"W": result.W, "U": result.U, "Z": task.Z}
+    arrays = {"W": result.W, "U": result.U, "Z": task.Z, "mu": task.mu}
     summary = measure(config, arrays, result.train_accuracy, result.test_accuracy)
     summary["timing"] = {"wall_seconds": time.perf_counter() - t0, "train_seconds": result.seconds}
-    return write(config, summary, result.W, ctx)
+    return write(config, summary, result.W, task.mu, ctx)
 
 
 def draw(mu_of_word, norms, nc, sc, fit, text, summary):
@@ -171,7 +171,7 @@ def assemble(config: Theorem2NormsConfig, runs, ctx) -> dict:
     """The figure from figure 4(a)'s stored run: no training."""
     record, arrays = runs[0].record, runs[0].arrays
     summary = measure(config, arrays, record["train_accuracy"], record["test_accuracy"])
-    return write(config, summary, arrays["W"], ctx)
+    return write(config, summary, arrays["W"], arrays["mu"], ctx)
 
 
 SPECS = [Spec("theorem2-norms", Theorem2NormsConfig, run,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refimpl.errors import InputError
+from refimpl.errors import InputError, RunError
 from refimpl.feature_collapse import data, settings, sgd
 
 
@@ -51,15 +51,16 @@ def test_init_is_pytorch_default_over_1000():
 
 
 def test_divergence_names_the_step(task):
-    with pytest.raises(InputError, match=r"diverged: the loss became .* at epoch 1, step \d+"):
+    with pytest.raises(RunError, match=r"diverged: the loss became .* at epoch 1, step \d+"):
         sgd.train(task, _cfg(layernorm=False, lr=1e30, init_scale=1.0))
 
 
 def test_unreadable_checkpoint_is_a_one_line_error(task, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    for path in (bad, tmp_path / "missing.npz"):
-        with pytest.raises(InputError, match="cannot read checkpoint") as info:
+    for path, message in ((bad, "is not a checkpoint written by refimpl"), (tmp_path / "missing.npz",
+                                                                             "does not exist")):
+        with pytest.raises(InputError, match=message) as info:
             sgd.train(task, _cfg(), checkpoint=path, resume=True)
         assert "\n" not in str(info.value)
 
@@ -67,7 +68,7 @@ def test_unreadable_checkpoint_is_a_one_line_error(task, tmp_path):
 def test_checkpoint_of_other_settings_is_refused(task, tmp_path):
     ckpt = tmp_path / "run.npz"
     sgd.train(task, _cfg(epochs=1), checkpoint=ckpt)
-    with pytest.raises(InputError, match="different task or different settings"):
+    with pytest.raises(InputError, match="written with different settings: lr is 0.5 there, 0.1 here"):
         sgd.train(task, _cfg(epochs=2, lr=0.1), checkpoint=ckpt, resume=True)
 
 

@@ -86,7 +86,7 @@ def _text_checkpoint(tmp: Path) -> str:
 
 # (arguments, exit status, the start of the one error line); "{tmp}" is the test's directory, callables get it
 BAD = [
-    ([], 2, "missing command; choose from: bench, figure, predict, verify"),
+    ([], 2, "missing command; choose from: bench, figure, predict, reproduce, verify"),
     (["frobnicate"], 2, "No such command 'frobnicate'"),
     (["figure"], 2, "missing figure name; choose from: fig1, fig3"),
     (["figure", "fig9"], 2, "unknown figure 'fig9'; choose from: fig1, fig3"),

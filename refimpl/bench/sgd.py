@@ -20,11 +20,13 @@ met / NOT met:
 
 import dataclasses
 import time
+from typing import Literal
 
 import numpy as np
 
-from refimpl import blas
+from refimpl import blas, validate
 from refimpl.bench.common import max_rel_err, torch_available
+from refimpl.errors import require
 from refimpl.feature_collapse import model, model_numba, sgd
 from refimpl.feature_collapse.settings import PRESETS
 from refimpl.registry import Spec, option
@@ -45,9 +47,19 @@ class SGDBenchConfig:
     batch: int = option(FIG4C.batch, "mini-batch size (fig4c)")
     steps: int = option(200, "timed steps per repeat")
     repeats: int = option(5, "repeats; the median is reported")
-    backends: tuple[str, ...] = option(("numba", "numpy"), "backends to time")
-    dtypes: tuple[str, ...] = option(("float32", "float64"), "dtypes to time")
+    backends: tuple[Literal["numba", "numpy"], ...] = option(("numba", "numpy"), "backends to time")
+    dtypes: tuple[Literal["float32", "float64"], ...] = option(("float32", "float64"), "dtypes to time")
     torch: bool = option(True, "also time PyTorch when it is importable")
+
+    def __post_init__(self):
+        for name in ("steps", "repeats"):
+            validate.positive_int(name, getattr(self, name))
+        require(len(self.backends) > 0 and len(self.dtypes) > 0, "backends and dtypes must list a value")
+        for b in self.backends:
+            validate.backend(b)
+        for dt in self.dtypes:
+            validate.choice("dtype", dt, ("float32", "float64"))
+        self.train_config("numpy", "float32")                             # sizes validated up front
 
     def train_config(self, backend: str, dtype: str):
         """fig4c's training settings (h*, decay on U only) at this size, backend and dtype."""

@@ -61,14 +61,14 @@ class Instance:
 
     nc: int = dataclasses.field(default=3, metadata={"help": "concepts"})
     sc: int = dataclasses.field(default=2, metadata={"help": "words per concept (nw = nc·sc)"})
-    L: int = dataclasses.field(default=3, metadata={"help": "sentence length (K = nc^L classes)"})
+    L: int = dataclasses.field(default=4, metadata={"help": "sentence length (K = nc^L classes)"})
     d: int = dataclasses.field(default=8, metadata={"help": "embedding dimension"})
     lam: float = dataclasses.field(default=0.01, metadata={"help": "weight decay λ (paper: 0.001)"})
     freq: str = dataclasses.field(default="zipf", metadata={
         "help": "word frequencies µ: uniform, zipf, random (Dirichlet, from the seed) or p1,p2,..."})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of frames, perturbations, starts"})
-    starts: int = dataclasses.field(default=3, metadata={"help": "random starts of L-BFGS"})
-    perturbations: int = dataclasses.field(default=20, metadata={"help": "random perturbations"})
+    starts: int = dataclasses.field(default=5, metadata={"help": "random starts of L-BFGS"})
+    perturbations: int = dataclasses.field(default=40, metadata={"help": "random perturbations"})
     perturb: float = dataclasses.field(default=0.0, metadata={
         "help": "negative control: scale the solver's constants by 1+perturb (the check must fail)"})
 
@@ -134,8 +134,8 @@ class AllConfig:
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of every check"})
     perturb: float = dataclasses.field(default=0.0, metadata={
         "help": "negative control passed to every check: constants scaled by 1+perturb (must fail)"})
-    starts: int = dataclasses.field(default=3, metadata={"help": "random starts of L-BFGS, every check"})
-    perturbations: int = dataclasses.field(default=20, metadata={
+    starts: int = dataclasses.field(default=5, metadata={"help": "random starts of L-BFGS, every check"})
+    perturbations: int = dataclasses.field(default=40, metadata={
         "help": "random perturbations (theorems 1 and 3)"})
 
     def __post_init__(self):

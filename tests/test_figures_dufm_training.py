@@ -27,7 +27,9 @@ def _ctx(tmp_path):
 
 def _saved(tmp_path, name):
     assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.png"]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [f"{name}.json", f"{name}.png", f"{name}.timing.json"]
+    assert "wall_seconds" in json.loads((tmp_path / f"{name}.timing.json").read_text())
     return json.loads((tmp_path / f"{name}.json").read_text())
 
 
@@ -53,8 +55,8 @@ def test_run_rank_small(tmp_path):
     summary = dufm_rank.run_rank(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-rank")
     assert saved["per_L"] == json.loads(json.dumps(summary["per_L"]))
-    assert {"figure", "config", "seeds", "rank_tol", "per_L", "trial_ranks", "wall_seconds"} <= saved.keys()
-    assert saved["config"]["Ls"] == [1, 3] and saved["seeds"] == [0, 1] and saved["wall_seconds"] > 0
+    assert {"figure", "config", "seeds", "rank_tol", "per_L", "trial_ranks"} <= saved.keys()
+    assert saved["config"]["Ls"] == [1, 3] and saved["seeds"] == [0, 1] and "timing" not in saved
     for L, info in ((int(k), v) for k, v in saved["per_L"].items()):
         assert info["steps"] == 3000 and len(info["ranks"]) == len(info["loss"]) == 2
         assert info["median_rank"] == np.median(info["ranks"])
@@ -79,12 +81,12 @@ def test_run_rank_small(tmp_path):
 
 def test_run_prevalence_small(tmp_path):
     K, L = 4, 1
-    cfg = dufm_prevalence.PrevalenceConfig(K=K, L=L, ds=(4, 6), lams=(1e-2, 3e-2), lr=1.0, steps=2000,
+    cfg = dufm_prevalence.PrevalenceConfig(K=K, L=L, ds=(4, 6), lams=(1e-2, 3e-2), lrs=(1.0,), steps=2000,
                                            seeds=3)
     summary = dufm_prevalence.run_prevalence(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-prevalence")
     assert {"figure", "config", "seeds", "cells", "optima", "dnc_counts", "orbit_ratio_r", "orbit_ratio",
-            "trial_dnc_counts", "wall_seconds"} <= saved.keys()
+            "earlier_dnc_counts_lr1"} <= saved.keys() and "timing" not in saved
     assert len(saved["cells"]) == 4 and summary["dnc_counts"] == saved["dnc_counts"]
     for cell in saved["cells"]:
         share = cell["dnc"] / cell["runs"]
@@ -95,7 +97,8 @@ def test_run_prevalence_small(tmp_path):
         # L = 1: DNC is the global optimum; all runs end there, no loss below it
         assert cell["ends"] == ["DNC"] * 3 and np.all(np.array(cell["loss"]) >= best - 1e-12)
     for lam in cfg.lams:
-        assert saved["dnc_counts"][str(lam)] == [c["dnc"] for c in saved["cells"] if c["lam"] == lam]
+        want = [c["dnc"] for c in saved["cells"] if c["lam"] == lam]
+        assert saved["dnc_counts"][f"lam={lam:g} lr=1"] == want
     # R(d) = orbit dimension of DNC / of the block LR (rank r = 2), both from the generators' rank
     r = saved["orbit_ratio_r"]
     assert r == 2
@@ -117,10 +120,10 @@ def test_run_prevalence_counts_a_mixed_outcome(tmp_path):
     """K = 4, L = 2, λ = 1e-2 from orthogonal × 1: of 6 seeds 4 end at DNC, 2 at the rank-2 block LR
     optimum; the DNC count is the count of runs classified DNC, and each run sits at its optimum."""
     K, L, lam = 4, 2, 1e-2
-    cfg = dufm_prevalence.PrevalenceConfig(K=K, L=L, ds=(4,), lams=(lam,), lr=1.0, steps=2000, seeds=6)
+    cfg = dufm_prevalence.PrevalenceConfig(K=K, L=L, ds=(4,), lams=(lam,), lrs=(1.0,), steps=2000, seeds=6)
     saved = dufm_prevalence.run_prevalence(cfg, _ctx(tmp_path))
     cell = saved["cells"][0]
-    assert saved["dnc_counts"]["0.01"] == [cell["ends"].count("DNC")] == [4]
+    assert saved["dnc_counts"]["lam=0.01 lr=1"] == [cell["ends"].count("DNC")] == [4]
     assert saved["optima"]["0.01"]["lr"] == pytest.approx(even_lr_optimum(K, L, lam), rel=1e-8)
     assert saved["optima"]["0.01"]["dnc"] < saved["optima"]["0.01"]["lr"]   # K = 4, L = 2: DNC still wins
     for end, rank, loss in zip(cell["ends"], cell["ranks"], cell["loss"], strict=True):
@@ -134,7 +137,7 @@ def test_run_relu_small(tmp_path):
     cfg = dufm_relu.ReluConfig(K=K, d=d, Ls=(2, 3), lam=1e-2, lr=0.5, steps=400, seeds=2)
     dufm_relu.run_relu(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-relu")
-    assert {"figure", "config", "seeds", "per_L", "wall_seconds"} <= saved.keys()
+    assert {"figure", "config", "seeds", "per_L"} <= saved.keys() and "timing" not in saved
     assert sorted(saved["per_L"]) == ["2", "3"]
     for L, info in ((int(k), v) for k, v in saved["per_L"].items()):
         assert info["steps"] == 400 and len(info["loss"]) == len(info["ends"]) == 2

@@ -1,6 +1,6 @@
 """``python cli.py bench dufm``: a sweep of independent DUFM gradient-descent runs, per implementation.
 
-Default sweep (issue 4): 16 runs (seeds 0..15), K = 10, d = 40, L = 2, λ = 1e-3, lr 1, 20,000 full-batch
+Default sweep: 16 runs (seeds 0..15), K = 10, d = 40, L = 2, λ = 1e-3, lr 1, 20,000 full-batch
 steps each, float64, orthogonal initialization.  Timed:
 
 * ``numpy``  — :func:`refimpl.dufm.train.gradient_descent` with ``backend="numpy"``: the reference
@@ -29,18 +29,18 @@ from refimpl.registry import Spec, option
 from refimpl.validate import nonneg_int, nonneg_number, positive_int, positive_number, width
 
 TOLERANCE = 1e-10
-TARGET_US = 4.0     # issue 4: the batched kernel at <= 4 us per run-step on 2 cores (the default sweep)
+TARGET_US = 4.0     # the batched kernel at <= 4 us per run-step on 2 cores (the default sweep)
 
 
 @dataclasses.dataclass(frozen=True)
 class DUFMBenchConfig:
-    runs: int = option(16, "independent runs (seeds 0..runs−1) (issue 4: 16)")
-    K: int = option(10, "classes (issue 4: 10)")
-    d: int = option(40, "width (issue 4: 40)")
-    L: int = option(2, "weight matrices after H_1 (issue 4: 2)")
-    lam: float = option(1e-3, "weight decay λ (issue 4: 1e-3)")
-    lr: float = option(1.0, "learning rate (issue 4: 1)")
-    steps: int = option(20_000, "gradient steps per run (issue 4: 20,000)")
+    runs: int = option(16, "independent runs (seeds 0..runs−1)")
+    K: int = option(10, "classes")
+    d: int = option(40, "width")
+    L: int = option(2, "weight matrices after H_1")
+    lam: float = option(1e-3, "weight decay λ")
+    lr: float = option(1.0, "learning rate")
+    steps: int = option(20_000, "gradient steps per run")
     numpy_steps: int = option(0, "steps timed for the NumPy reference (0: the same as --steps)")
     check_steps: int = option(200, "steps compared run by run before timing")
     repeats: int = option(3, "repeats of the Numba timing; the fastest is reported")
@@ -120,7 +120,7 @@ def run(cfg: DUFMBenchConfig, ctx) -> bool:
                  for _ in range(cfg.repeats)]
         us = _record(ctx, "numba", cfg, cfg.steps, *min(times), threads, err)
     numba.set_num_threads(all_threads)
-    ctx.emit(f"numba, {all_threads} thread(s): {us:.2f} us per run-step; target (issue 4): <= {TARGET_US} us "
+    ctx.emit(f"numba, {all_threads} thread(s): {us:.2f} us per run-step; target: <= {TARGET_US} us "
              f"on 2 cores: {'met' if us <= TARGET_US else 'NOT met'}",
              {"impl": "numba", "target_us_per_run_step": TARGET_US, "us_per_run_step": us,
               "target_met": us <= TARGET_US})

@@ -8,7 +8,7 @@
     thresholds.py    Theorems 1, 2, 6 and B.7        hessian.py  B.5, Theorem 4      orbits.py  Theorem 5
     mse.py           Appendix A                      nc_metrics.py  NC1–NC4, balancedness, end points
 
-The issue's public entry point is re-exported here: ``refimpl.dufm.loss_and_grads(params, *, lam,
+The public entry point is re-exported here: ``refimpl.dufm.loss_and_grads(params, *, lam,
 model="linear"|"relu"|"mse", power=None) -> (loss, grads)`` with params = [H_1, W_1, …, W_L].
 """
 

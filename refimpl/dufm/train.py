@@ -23,6 +23,7 @@ import numpy as np
 from refimpl import progress, validate
 from refimpl.dufm import model, nc_metrics
 from refimpl.dufm.structures import haar_orthogonal
+from refimpl.errors import RunError
 from refimpl.validate import choice, nonneg_int, nonneg_number, positive_int, positive_number, width
 
 INITS = ("orthogonal", "gaussian")
@@ -212,11 +213,18 @@ def train_seeds(K, d, L, *, lam, lr, steps, seeds, init="orthogonal", gain=1.0, 
                 power=None, show_progress=False):
     """Train runs from seeds 0..seeds−1: :func:`init_batch`, :func:`gradient_descent`, :func:`summarize`.
 
-    steps = 0 means :func:`default_steps` (lr, lam).  Returns (Trained, one summary row per run, steps).
+    steps = 0 means :func:`default_steps` (lr, lam).  Returns (Trained, one summary row per run, steps);
+    a run whose loss became non-finite is a RunError naming its seed and step.
     """
     check_seed_options(seeds=seeds, lr=lr, gain=gain, steps=steps, init=init)
     steps = steps or default_steps(lr, lam)
     params = init_batch(K, d, L, range(seeds), init=init, gain=gain)
     trained = gradient_descent(params, lam=lam, lr=lr, steps=steps, model_name=model_name, power=power,
                                show_progress=show_progress)
+    bad = np.flatnonzero(trained.diverged_at >= 0)
+    if bad.size:
+        r = int(bad[0])
+        raise RunError(f"run seed {r} diverged (K = {K}, d = {d}, L = {L}, λ = {lam:g}, lr = {lr:g}): the "
+                       f"loss became non-finite at step {int(trained.diverged_at[r])}"
+                       + (f" ({bad.size - 1} more runs too)" if bad.size > 1 else "") + "; try a smaller lr")
     return trained, summarize(trained, model_name=model_name, power=power), steps

@@ -33,7 +33,7 @@ class ReluConfig:
     steps: int = option(100_000, "gradient steps (0: max(20/(lr·λ), 20000))")
     seeds: int = option(8, "runs per L, seeds 0..seeds−1")
     gain: float = option(1.0, "initialization scale")
-    init: Literal["orthogonal", "gaussian"] = option("orthogonal", "initialization (trial: orthogonal)")
+    init: Literal["orthogonal", "gaussian"] = option("orthogonal", "initialization")
 
     def __post_init__(self):
         require(positive_int("K", self.K) >= 2,
@@ -47,7 +47,7 @@ class ReluConfig:
 def run_relu(cfg: ReluConfig, ctx) -> dict:
     """Train cfg.seeds ReLU runs per L; writes dufm-relu.png/.json (losses, B.7's bound and construction)."""
     t0 = time.perf_counter()
-    per_L = {}
+    per_L, train_seconds = {}, {}
     for L in cfg.Ls:
         trained, rows, steps = tr.train_seeds(cfg.K, cfg.d, L, lam=cfg.lam, lr=cfg.lr, steps=cfg.steps,
                                               seeds=cfg.seeds, init=cfg.init, gain=cfg.gain,
@@ -57,15 +57,17 @@ def run_relu(cfg: ReluConfig, ctx) -> dict:
                     "ranks": [r["rank"] for r in rows], "grad_norm": [r["grad_norm"] for r in rows],
                     "dnc_lower_bound": thresholds.relu_dnc_lower_bound(cfg.K, L, cfg.lam),
                     "b7_construction": loss_b7,
-                    "b7_construction_model_loss": model.loss(p_b7, lam=cfg.lam, model="relu"),
-                    "train_seconds": trained.seconds}
+                    "b7_construction_model_loss": model.loss(p_b7, lam=cfg.lam, model="relu")}
+        train_seconds[str(L)] = trained.seconds
     fig = draw_relu(cfg, per_L)
     summary = {"figure": "dufm-relu", "config": dataclasses.asdict(cfg), "seeds": list(range(cfg.seeds)),
-               "per_L": {str(L): v for L, v in per_L.items()}, "wall_seconds": time.perf_counter() - t0}
+               "per_L": {str(L): v for L, v in per_L.items()},
+               "timing": {"wall_seconds": time.perf_counter() - t0, "train_seconds": train_seconds}}
     plotting.save_figure(ctx.out_dir, "dufm-relu", fig, summary)
     best = "; ".join(f"L={L}: best {min(per_L[L]['loss']):.4g} vs bound {per_L[L]['dnc_lower_bound']:.4g}, "
                      f"B.7 {per_L[L]['b7_construction']:.4g}" for L in cfg.Ls)
-    ctx.emit(f"dufm-relu: {best} -> {ctx.out_dir / 'dufm-relu.png'}", summary)
+    ctx.emit(f"dufm-relu: {best} -> {ctx.out_dir / 'dufm-relu.png'}",
+             {k: v for k, v in summary.items() if k != "timing"})
     return summary
 
 
@@ -92,4 +94,5 @@ def draw_relu(cfg: ReluConfig, per_L: dict):
 
 
 SPECS = [Spec("dufm-relu", ReluConfig, run_relu,
-              "ReLU DUFM: trained losses against B.7's DNC lower bound and low-rank construction.")]
+              "ReLU DUFM: trained losses against B.7's DNC lower bound and low-rank construction.",
+              quick=dict(K=3, d=4, Ls=(2, 3), steps=100, seeds=2))]

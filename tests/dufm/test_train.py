@@ -181,3 +181,9 @@ def test_seed_options_are_checked_before_any_run(kwargs, match):
         tr.check_seed_options(**options)
     with pytest.raises(InputError, match=match):
         tr.train_seeds(3, 4, 2, lam=0.1, **options)
+
+
+def test_a_diverged_run_is_an_error_naming_its_seed_and_step():
+    from refimpl.errors import RunError
+    with pytest.raises(RunError, match=r"run seed \d+ diverged .* non-finite at step \d+.*smaller lr"):
+        tr.train_seeds(3, 4, 2, lam=1e-3, lr=1e6, steps=50, seeds=2, gain=3.0)

@@ -31,7 +31,8 @@ PREAMBLE = Path("docs/reproduction-preamble.md")
 
 @dataclasses.dataclass(frozen=True)
 class ReproduceConfig:
-    names: tuple[str, ...] = option((), "figures and checks to reproduce (default: all)")
+    names: tuple[str, ...] = option((), "figures and checks to reproduce (default: all); NAME:N trains N "
+                                        "seeds of a paper-1 figure")
     seeds: int = option(1, "seeds of each paper-1 figure (0..seeds-1); the PNG shows seed 0")
     scheduler: str = option("none", "none (this process), local (a Dask LocalCluster on 127.0.0.1) or "
                                     "the address of a Dask scheduler (tcp://host:8786, tls://…)")
@@ -47,12 +48,25 @@ class ReproduceConfig:
         validate.positive_int("seeds", self.seeds)
         validate.nonneg_int("workers", self.workers)
         known = list(registry.figures()) + list(EXTRA)
-        for name in self.names:
+        for item in self.names:
+            name, _, n = item.partition(":")
             require(name in known, f"unknown name {name!r}; choose from: {', '.join(known)}")
-        require(len(set(self.names)) == len(self.names), f"names repeated: {', '.join(self.names)}")
+            if n:
+                require(name in PRESETS, f"{item}: only paper-1 figures ({', '.join(PRESETS)}) take seeds")
+                require(n.isdigit() and int(n) >= 1, f"{item}: the seed count must be a positive integer")
+        names = [item.partition(":")[0] for item in self.names]
+        require(len(set(names)) == len(names), f"names repeated: {', '.join(self.names)}")
 
     def targets(self) -> list[str]:
-        return list(self.names) or list(registry.figures()) + list(EXTRA)
+        return [item.partition(":")[0] for item in self.names] or list(registry.figures()) + list(EXTRA)
+
+    def seeds_of(self, name: str) -> int:
+        """Seeds of a paper-1 figure: its NAME:N, else --seeds."""
+        for item in self.names:
+            head, _, n = item.partition(":")
+            if head == name and n:
+                return int(n)
+        return self.seeds
 
     def security(self):
         given = {k: getattr(self, k) for k in ("tls_ca_file", "tls_client_cert", "tls_client_key")
@@ -90,7 +104,7 @@ def plan(cfg: ReproduceConfig) -> dict[str, tuple]:
     for name in cfg.targets():
         if name in specs:
             fig_cfg = _figure_config(specs[name], cfg.quick)
-            seeds = range(cfg.seeds) if name in PRESETS else [getattr(fig_cfg, "seed", 0) or 0]
+            seeds = range(cfg.seeds_of(name)) if name in PRESETS else [getattr(fig_cfg, "seed", 0) or 0]
             jobs = specs[name].jobs or (lambda c, s, n=name: figure_jobs(n, c, s))
             out[name] = (specs[name], fig_cfg, jobs(fig_cfg, seeds))
         else:
@@ -129,7 +143,7 @@ def run(cfg: ReproduceConfig, ctx) -> dict:
         records["predict"] = [_predictions()]
     seeds = report.seeds_table(records, [n for n in PRESETS if n in records])
     if seeds:
-        fileio.write_json(cfg.out_dir() / "seeds.json", {"seeds": cfg.seeds, "figures": seeds})
+        fileio.write_json(cfg.out_dir() / "seeds.json", {"figures": seeds})
     rows = report.compare(records)
     text = report.render(_preamble(), rows, seeds, report.extra_sections(records))
     fileio.write_text(cfg.report_path(), text)

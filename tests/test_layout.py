@@ -159,3 +159,16 @@ def _importable(name: str) -> bool:
 @pytest.mark.parametrize("name", list(_doc_names()))
 def test_every_refimpl_name_in_the_docs_imports(name):
     assert _importable(name), f"{name} is written in the docs but does not import"
+
+
+def _doc_paths():
+    for doc in DOCS:
+        text = doc.read_text()
+        pattern = r"(?<![\w/.])(?:tests|refimpl|docs|figures)/[a-z0-9_./-]+\.(?:py|md|png)"
+        for path in sorted(set(re.findall(pattern, text))):
+            yield pytest.param(path, id=f"{doc.name}:{path}")
+
+
+@pytest.mark.parametrize("path", list(_doc_paths()))
+def test_every_file_named_in_the_docs_exists(path):
+    assert (ROOT / path).exists(), f"{path} is named in the docs but does not exist"

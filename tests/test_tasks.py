@@ -13,7 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from refimpl import runstore, tasks
+from refimpl import cluster as dask_cluster
+from refimpl import runstore
 from refimpl.errors import InputError, RunError
 from refimpl.runstore import RunStore
 from refimpl.tasks import Task, example_task, run_tasks
@@ -145,7 +146,7 @@ def test_a_cluster_without_distributed_installed_says_how_to_install_it(tmp_path
     (8, None, 4, (2, 4)), (2, None, 4, (1, 4)), (8, 4, 4, (4, 4)), (1, 2, None, (2, 1)),
 ])
 def test_local_size_keeps_workers_times_threads_at_the_cores(cores, workers, threads, want):
-    assert tasks.local_size(cores, workers, threads) == want
+    assert dask_cluster.local_size(cores, workers, threads) == want
 
 
 @needs_distributed
@@ -155,18 +156,19 @@ def test_security_accepts_a_security_a_dict_of_pem_files_or_a_directory(tmp_path
     for name in ("ca.pem", "client.pem"):
         (tmp_path / name).write_text("PEM")
     given = Security()
-    assert tasks.as_security(given) is given and tasks.as_security(None) is None
-    s = tasks.as_security({"tls_ca_file": tmp_path / "ca.pem", "tls_client_cert": tmp_path / "client.pem"})
+    assert dask_cluster.as_security(given) is given and dask_cluster.as_security(None) is None
+    files = {"tls_ca_file": tmp_path / "ca.pem", "tls_client_cert": tmp_path / "client.pem"}
+    s = dask_cluster.as_security(files)
     assert (s.tls_ca_file, s.tls_client_cert, s.require_encryption) == (
         str(tmp_path / "ca.pem"), str(tmp_path / "client.pem"), True)
-    assert tasks.as_security(tmp_path).tls_ca_file == str(tmp_path / "ca.pem")
+    assert dask_cluster.as_security(tmp_path).tls_ca_file == str(tmp_path / "ca.pem")
     for bad, message in [({"tls_ca_file": tmp_path / "ca.pem", "password": 1}, "unknown field 'password'"),
                          ({"tls_ca_file": tmp_path / "ca.pem"}, "tls_client_cert is missing"),
                          ({"tls_ca_file": tmp_path / "no.pem", "tls_client_cert": tmp_path / "client.pem"},
                           "not a file"),
                          (tmp_path / "ca.pem", "not a directory"), (42, "got int")]:
         with pytest.raises(InputError, match=message):
-            tasks.as_security(bad)
+            dask_cluster.as_security(bad)
 
 
 @needs_distributed
@@ -181,7 +183,7 @@ def test_an_unreachable_scheduler_is_one_line_within_the_timeout(tmp_path):
 @needs_distributed
 def test_a_local_cluster_on_loopback_stores_the_in_process_records(tmp_path, expected):
     store, said = RunStore(tmp_path), []
-    names = [*tasks.THREAD_VARIABLES, "PYTHONHASHSEED", "MALLOC_TRIM_THRESHOLD_"]
+    names = [*dask_cluster.THREAD_VARIABLES, "PYTHONHASHSEED", "MALLOC_TRIM_THRESHOLD_"]
     environment = {name: os.environ.get(name) for name in names}
     result = run_tasks(demo_tasks(), store, scheduler="local", workers=2, progress=False, log=said.append)
     assert {name: os.environ.get(name) for name in names} == environment        # restored after the cluster
@@ -196,7 +198,7 @@ def test_a_local_cluster_on_loopback_stores_the_in_process_records(tmp_path, exp
 def cluster():
     """A 2-worker local cluster and a client of the test's own (to inspect and kill workers)."""
     distributed = pytest.importorskip("distributed")
-    with tasks.local_cluster(workers=2) as c:
+    with dask_cluster.local_cluster(workers=2) as c:
         client = distributed.Client(c, set_as_default=False)
         yield c, client
         client.close()
@@ -207,7 +209,7 @@ def test_the_local_cluster_listens_on_loopback_and_pins_worker_threads(cluster):
     assert c.scheduler_address.startswith("tcp://127.0.0.1:"), c.scheduler_address
     workers = client.scheduler_info()["workers"]
     assert len(workers) == 2 and all(a.startswith("tcp://127.0.0.1:") for a in workers), list(workers)
-    for name in tasks.THREAD_VARIABLES:
+    for name in dask_cluster.THREAD_VARIABLES:
         assert set(client.run(os.getenv, name).values()) == {"1"}, name
 
 

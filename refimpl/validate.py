@@ -2,9 +2,39 @@
 
 Each returns the value in its canonical type or raises :class:`refimpl.errors.InputError` with one line
 naming the argument and the bad value (plain numbers: ``got -1``, not ``np.float64(-1.0)``).
+
+Arrays, and the one conversion rule of every public function that takes them
+----------------------------------------------------------------------------
+:func:`float_array` (parameters, features, gradients), :func:`index_array` (tokens, labels, latent
+variables) and :func:`distribution` (word frequencies µ) accept any array-like:
+
+* float32 and float64 arrays are used as they are (no copy; their dtype decides the arithmetic);
+* other real numeric input — Python lists and numbers, bool, int, unsigned and float16 arrays — is
+  converted to float64;
+* complex, object and string input is refused (``W must hold real numbers, got dtype complex128``), and
+  so is a ragged list;
+* every value must be finite (``W must be finite, got nan at index (0, 3)``). The exception is a
+  parameter that a training step updates or evaluates for its trainer (``sgd_step``'s W and U, the
+  DUFM's ``loss_and_grads``): a diverged run's inf or NaN gives a non-finite loss, the trainers' signal.
+
+Index arrays hold integers: an integer dtype, or floats whose values are all integers (then converted to
+int64); anything else is refused naming its first bad value and index (``tokens must hold integers, got
+2.7 at index (0, 1)``, never truncated), and every index must lie in [0, upper).
+
+Empty batches are refused: a function of sentences needs at least one sentence of at least one word
+(``tokens needs at least one sentence (N >= 1), got shape (0, 3)``) — an empty mean has no value, and a
+twin's kernels have nothing to do.
+
+The composite checks at the end (:func:`network_inputs`, :func:`score_table_inputs`,
+:func:`enumeration_inputs`, :func:`lemma_s_inputs`) are the entry checks of *Feature collapse*'s
+networks and exact risk. They live here because a reference and its Numba twin cannot import each other
+(the reference imports the twin lazily for ``backend="numba"``): both call the same function, so both
+backends refuse the same input with the same message.
 """
 
 import math
+
+import numpy as np
 
 from refimpl.errors import InputError, require
 
@@ -103,3 +133,237 @@ def choice(name: str, value, choices) -> str:
 def backend(value) -> str:
     """``"numba"`` (the compiled twins) or ``"numpy"`` (the readable references)."""
     return choice("backend", value, BACKENDS)
+
+
+# ---- arrays (the conversion rule of the module docstring) -------------------------------------------------
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_array(name: str, x) -> np.ndarray:
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a rectangular array of numbers, got a ragged {type(x).__name__}") \
+            from None
+
+
+def _first(bad: np.ndarray, a: np.ndarray):
+    """(value, " at index …") of the first True of `bad` in C order, the value a plain Python number."""
+    i = tuple(int(j) for j in np.unravel_index(int(np.argmax(bad)), bad.shape))
+    where = "" if not i else f" at index {i[0]}" if len(i) == 1 else f" at index {i}"
+    return a[i].item(), where
+
+
+def _integral(v):
+    """An integral float as an int, for messages about indices (``got 12``, not ``got 12.0``)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def all_finite(name: str, a: np.ndarray) -> np.ndarray:
+    """`a` unchanged if every value is finite; else InputError naming the first one that is not."""
+    ok = np.isfinite(a)
+    if not ok.all():
+        v, where = _first(~ok, a)
+        raise InputError(f"{name} must be finite, got {v!r}{where}")
+    return a
+
+
+def float_array(name: str, x, ndim: int | None = None, *, finite: bool = True) -> np.ndarray:
+    """`x` as a float32 or float64 ndarray by the conversion rule (float32/float64 as they are, other real
+    numbers to float64, complex/object/strings refused), of `ndim` dimensions when given, every value
+    finite unless `finite` is False."""
+    a = _as_array(name, x)
+    if a.dtype not in FLOATS:
+        require(a.dtype.kind in "biuf", f"{name} must hold real numbers, got dtype {a.dtype}")
+        a = a.astype(np.float64, copy=False)
+    if ndim is not None:
+        require(a.ndim == ndim, f"{name} must be {ndim}-D, got shape {a.shape}")
+    return all_finite(name, a) if finite else a
+
+
+def float64_array(name: str, x, ndim: int | None = None) -> np.ndarray:
+    """:func:`float_array`, then as float64 (for the passes that compute in float64 whatever the input)."""
+    return float_array(name, x, ndim).astype(np.float64, copy=False)
+
+
+def inplace_array(name: str, x, ndim: int) -> np.ndarray:
+    """A writable float32 or float64 ndarray of `ndim` dimensions that a function updates in place: never
+    converted (a converted copy would be updated instead of `x`); its values are not checked (a diverged
+    step leaves inf or NaN, which the step's non-finite loss reports)."""
+    got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+    require(isinstance(x, np.ndarray) and x.dtype in FLOATS,
+            f"{name} is updated in place: it must be a float32 or float64 ndarray, got {got}")
+    require(x.flags.writeable, f"{name} is updated in place but is read-only")
+    require(x.ndim == ndim, f"{name} must be {ndim}-D, got shape {x.shape}")
+    return x
+
+
+def like(name: str, x, shape: tuple) -> np.ndarray:
+    """An upstream gradient: a finite real array (:func:`float_array`) of exactly `shape`."""
+    a = float_array(name, x)
+    require(a.shape == tuple(shape), f"{name} has shape {a.shape}, expected {tuple(shape)}")
+    return a
+
+
+def index_array(name: str, x, ndim: int | None, upper: int | None, *, what: str = "") -> np.ndarray:
+    """`x` as an int64 ndarray of `ndim` dimensions with values in [0, upper) (no bound when None).
+
+    Integer dtypes are taken as they are; a float array only if every value is an integer (2.0 is 2, 2.7
+    is refused naming its value and index, never truncated); bool, complex, strings are refused. `what`
+    says in the messages what the integers are (``Z must hold integers (latent variables)``).
+    """
+    a = _as_array(name, x)
+    kind = f"integers ({what})" if what else "integers"
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.trunc(a))
+        if bad.any():
+            v, where = _first(bad, a)
+            raise InputError(f"{name} must hold {kind}, got {v!r}{where}")
+    elif a.dtype.kind not in "iu":
+        raise InputError(f"{name} must hold {kind}, got dtype {a.dtype}")
+    if ndim is not None:
+        require(a.ndim == ndim, f"{name} must be {ndim}-D, got shape {a.shape}")
+    if upper is not None:
+        bad = (a < 0) | (a >= upper)
+        if bad.any():
+            v, where = _first(bad, a)
+            raise InputError(f"{name} must lie in [0, {upper}), got {_integral(v)}{where}")
+    return a.astype(np.int64, copy=False)
+
+
+def distribution(name: str, mu) -> np.ndarray:
+    """A probability vector as float64: 1-D, at least one entry, finite, non-negative, summing to 1 within
+    1e-9."""
+    mu = float_array(name, mu, 1).astype(np.float64, copy=False)
+    require(mu.size >= 1, f"{name} must have at least one entry, got shape {mu.shape}")
+    negative = mu < 0
+    if negative.any():
+        v, where = _first(negative, mu)
+        raise InputError(f"{name} must be non-negative, got {v:g}{where}")
+    total = float(mu.sum())
+    require(abs(total - 1.0) <= 1e-9, f"{name} must sum to 1, got sum {total:.12g}")
+    return mu
+
+
+def flag(name: str, value) -> bool:
+    """A switch: True, False (or NumPy's bools, or the integers 0 and 1)."""
+    if isinstance(value, (bool, np.bool_)) or (_is_integer(value) and int(value) in (0, 1)):
+        return bool(value)
+    raise InputError(f"{name} must be True or False, got {_plain(value)!r}")
+
+
+def layernorm_rows(V: np.ndarray, eps: float, what: str = "row {i} of V", ids=None) -> None:
+    """Refuse a vector φ cannot normalize: a row of V (its last axis) whose σ = sqrt(var + eps) is zero to
+    V's precision, i.e. σ ≤ 16·ε·max|v| (ε of V's dtype) or below its smallest normal number. φ divides
+    by σ: it would return NaN (σ = 0) or rounding noise blown up to unit size. `what` names row i (a
+    format with ``{i}``); `ids` numbers the rows (default: their index in V's leading axes).
+    NaN and inf rows pass (their σ is NaN or inf): they are :func:`all_finite`'s business."""
+    d = V.shape[-1]
+    rows = V.reshape(-1, d).astype(np.float64)                            # (n, d)
+    info = np.finfo(V.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):                    # inf rows: NaN σ, not refused here
+        centered = rows - rows.mean(axis=1, keepdims=True)                # (n, d)
+        sigma = np.sqrt((centered * centered).mean(axis=1) + float(V.dtype.type(eps)))  # (n,), eps as V's
+        floor = np.maximum(16 * float(info.eps) * np.abs(rows).max(axis=1, initial=0.0), float(info.tiny))
+        bad = sigma <= floor                                              # (n,)
+    if bad.any():
+        r = int(np.argmax(bad))
+        i = int(ids[r]) if ids is not None else r if V.ndim <= 2 else tuple(
+            int(j) for j in np.unravel_index(r, V.shape[:-1]))
+        raise InputError(f"{what.format(i=i)} is constant to {V.dtype} precision: LayerNorm with "
+                         f"eps = {eps:g} divides by its standard deviation σ = {sigma[r]:.3g}")
+
+
+# ---- the entry checks of Feature collapse's networks and exact risk (one function for both backends) -------
+
+def network_inputs(W, U, tokens, labels=None, *, layernorm=False, eps=0.0, inplace=False):
+    """The arguments of h and h* (eqs. 17–18) for :mod:`refimpl.feature_collapse.model` and its twin.
+
+    W (d, nw) and U (K, L·d) real, of one float dtype (U may be None: ``embed``); with `inplace` (SGD
+    steps) float32/float64 ndarrays taken as they are, values unchecked. tokens (N, L) in [0, nw) with
+    N, L ≥ 1; labels (N,) in [0, K) unless None; layernorm a switch; eps ≥ 0; with LayerNorm no word of
+    the batch constant (:func:`layernorm_rows`). Returns (W, U, tokens, labels, layernorm, eps), the
+    index arrays int64.
+    """
+    array = inplace_array if inplace else float_array
+    W = array("W", W, 2)
+    U = None if U is None else array("U", U, 2)
+    d, nw = W.shape
+    require(d >= 1 and nw >= 1, f"W must have at least one row and one column, got shape {W.shape}")
+    tokens = index_array("tokens", tokens, 2, nw)
+    N, L = tokens.shape
+    require(N >= 1, f"tokens needs at least one sentence (N >= 1), got shape {tokens.shape}")
+    require(L >= 1, f"tokens needs at least one word per sentence (L >= 1), got shape {tokens.shape}")
+    if U is not None:
+        K, Ld = U.shape
+        require(K >= 1, f"U must have at least one row (K >= 1 classes), got shape {U.shape}")
+        require(Ld == L * d, f"U has {Ld} columns, expected L·d = {L}·{d} = {L * d}")
+        require(U.dtype == W.dtype, f"U has dtype {U.dtype}, W has {W.dtype}: they must agree")
+        if labels is not None:
+            labels = class_labels(labels, N, K)
+    layernorm, eps = flag("layernorm", layernorm), nonneg_number("eps", eps)
+    if layernorm:
+        used = np.unique(tokens)                                          # (words of the batch,)
+        layernorm_rows(W.T[used], eps, "the embedding of word {i} (column {i} of W)", ids=used)
+    return W, U, tokens, labels, layernorm, eps
+
+
+def class_labels(labels, N: int, K: int) -> np.ndarray:
+    """labels (N,) in [0, K), as int64."""
+    labels = index_array("labels", labels, 1, K)
+    require(labels.shape[0] == N, f"labels has {labels.shape[0]} entries for N = {N} rows: they must agree")
+    return labels
+
+
+def score_inputs(scores, labels):
+    """The cross-entropy's arguments: scores (N, K) finite reals with N, K ≥ 1; labels (N,) in [0, K)."""
+    scores = float_array("scores", scores, 2)
+    N, K = scores.shape
+    require(N >= 1 and K >= 1, f"scores needs at least one row and one class, got shape {scores.shape}")
+    return scores, class_labels(labels, N, K)
+
+
+def score_table_inputs(W, U, L):
+    """exact.score_tables's: W (d, nw) and U (K, L·d) finite reals (as float64), L ≥ 1."""
+    W, U = float64_array("W", W, 2), float64_array("U", U, 2)
+    L = positive_int("L", L)
+    d, nw = W.shape
+    require(d >= 1 and nw >= 1, f"W must have at least one row and one column, got shape {W.shape}")
+    require(U.shape[0] >= 1 and U.shape[1] == L * d,
+            f"U has shape {U.shape}, expected (K, L·d) = (K, {L * d}) with K >= 1")
+    return W, U, L
+
+
+def latent_variables(Z, K: int, L: int, nw: int, sc: int) -> np.ndarray:
+    """Z (K, L) of latent variables in 0..nc−1, nc = nw / sc the concepts of nw words with sc = len(µ)
+    words each; as int64."""
+    require(nw % sc == 0, f"nw = {nw} words is not divisible by sc = len(mu) = {sc}")
+    nc = nw // sc
+    Z = index_array("Z", Z, 2, None, what="latent variables")
+    require(Z.shape == (K, L), f"Z has shape {Z.shape}, expected (K, L) = ({K}, {L})")
+    bad = (Z < 0) | (Z >= nc)
+    if bad.any():
+        v, where = _first(bad, Z)
+        raise InputError(f"latent variables must lie in 0..{nc - 1} (nc = nw / len(mu) = {nw} / {sc}), "
+                         f"got {v}{where} of Z")
+    return Z
+
+
+def enumeration_inputs(S, Z, mu):
+    """exact.risk0_and_phi's: S (K, L, nw) finite (float64), Z (K, L) latent variables, mu a distribution."""
+    S = float64_array("S", S, 3)
+    K, L, nw = S.shape
+    require(K >= 1 and L >= 1 and nw >= 1, f"S must be (K, L, nw) with K, L, nw >= 1, got shape {S.shape}")
+    mu = distribution("mu", mu)
+    return S, latent_variables(Z, K, L, nw, mu.shape[0]), mu
+
+
+def lemma_s_inputs(W, U, Phi):
+    """exact.lemma_s's: W (d, nw), U (K, L·d), Phi (nw, K, L), all finite (as float64)."""
+    W, U, Phi = float64_array("W", W, 2), float64_array("U", U, 2), float64_array("Phi", Phi, 3)
+    (d, nw), (nw_, K, L) = W.shape, Phi.shape
+    require(nw_ == nw and K >= 1 and L >= 1,
+            f"Phi has shape {Phi.shape}, expected (nw, K, L) = ({nw}, K, L) with K, L >= 1")
+    require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
+    return W, U, Phi

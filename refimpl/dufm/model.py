@@ -28,28 +28,32 @@ never imports the twin; :mod:`refimpl.dufm.train` chooses the backend.
 import numpy as np
 
 from refimpl.errors import InputError, require
-from refimpl.validate import choice, nonneg_number, positive_int, width
+from refimpl.validate import choice, float_array, nonneg_number, positive_int, width
 
 MODELS = ("linear", "relu", "mse")
 
 
-def check_params(params, *, lam=0.0, model="linear", power=None):
-    """Validate the inputs of the public functions; return (K, n, d, L).  Raises InputError.
+def checked_params(params, *, lam=0.0, model="linear", power=None, finite=True):
+    """Validate the inputs of the public functions; return (params as arrays, (K, n, d, L)).  Raises
+    InputError, one line naming the argument and the bad value.
 
-    Bad input: fewer than two matrices (L < 1), d < K, shapes that do not chain, a negative or
-    non-finite λ, an unknown model, a power that is not a positive integer or given for a CE model.
+    Every matrix by :func:`refimpl.validate.float_array`'s rule (float32/float64 as they are, other real
+    input such as lists or ints as float64; complex, object, strings refused; finite unless `finite` is
+    False), all of one dtype.  Bad input also: fewer than two matrices (L < 1), no class (K = 0), d < K,
+    shapes that do not chain, a negative or non-finite λ, an unknown model, a power that is not a positive
+    integer or given for a CE model.
     """
     choice("model", model, MODELS)
     require(isinstance(params, (list, tuple)) and len(params) >= 2,
             f"params = [H_1, W_1, ..., W_L] needs L >= 1 weight matrices, got L = "
             f"{len(params) - 1 if isinstance(params, (list, tuple)) else params!r}")
-    require(all(isinstance(p, np.ndarray) and p.ndim == 2 for p in params),
-            "every entry of params must be a 2-D ndarray")
-    require(all(np.issubdtype(p.dtype, np.floating) and p.dtype == params[0].dtype for p in params),
-            f"params must share one floating dtype, got {[str(p.dtype) for p in params]}")
     L = len(params) - 1
+    params = [float_array("H_1" if l == 0 else f"W_{l}", p, 2, finite=finite) for l, p in enumerate(params)]
+    require(all(p.dtype == params[0].dtype for p in params),
+            f"params must share one floating dtype, got {[str(p.dtype) for p in params]}")
     d, Kn = params[0].shape
     K = params[-1].shape[0]
+    require(K >= 1, f"W_{L} has shape {params[-1].shape}: it needs at least one row (K >= 1 classes)")
     width(d, K)
     require(Kn % K == 0 and Kn > 0, f"H_1 has {Kn} columns, not a positive multiple of K = {K}")
     for l in range(1, L + 1):
@@ -59,7 +63,12 @@ def check_params(params, *, lam=0.0, model="linear", power=None):
     if power is not None:
         require(model == "mse", f"power={power!r} selects a Hadamard power: only for model='mse'")
         positive_int("power", power)
-    return K, Kn // K, d, L
+    return params, (K, Kn // K, d, L)
+
+
+def check_params(params, *, lam=0.0, model="linear", power=None, finite=True):
+    """:func:`checked_params`'s checks alone: returns (K, n, d, L)."""
+    return checked_params(params, lam=lam, model=model, power=power, finite=finite)[1]
 
 
 def targets(K: int, n: int = 1, dtype=np.float64) -> np.ndarray:
@@ -140,7 +149,12 @@ def forward(params, *, model="linear", power=None):
     cache : (Hs, Lams, dzetas, model, n) with Hs[l−1] = H_l (d, Kn) for l = 1..L+1 (H_{L+1} = Z),
         Lams[l−1] = Λ_l = ζ(H_l) the input of W_l, dzetas[l−1] = ζ'(H_l) (None where ζ = id).
     """
-    K, n, d, L = check_params(params, model=model, power=power)
+    params, (K, n, d, L) = checked_params(params, model=model, power=power)
+    return _forward(params, n, L, model, power)
+
+
+def _forward(params, n, L, model, power):
+    """The pass of :func:`forward`, on checked params."""
     acts = activations(L, model, power)
     Hs, Lams, dzetas = [params[0]], [], []                                # Hs[0] = H_1 (d, Kn)
     for l in range(1, L + 1):
@@ -226,9 +240,16 @@ def loss_and_grads(params, *, lam, model="linear", power=None):
     -------
     loss : float, fit/(Kn) + λ/2 Σ ‖·‖²_F.
     grads : list of arrays in the order and shapes of params; linear: eq. (7) + λ W_l.
+
+    Notes
+    -----
+    The parameters' values are not required to be finite (unlike :func:`forward` and :func:`loss`): this
+    is the step the trainers call, and a diverged run's inf or NaN must come back as a non-finite loss,
+    their divergence signal.  Finite input never gives NaN.
     """
-    K, n, d, L = check_params(params, lam=lam, model=model, power=power)
-    Z, cache = forward(params, model=model, power=power)                  # (K, Kn)
+    params, (K, n, d, L) = checked_params(params, lam=lam, model=model, power=power, finite=False)
+    lam = float(lam)                                                      # a number >= 0 (checked)
+    Z, cache = _forward(params, n, L, model, power)                       # (K, Kn)
     fit, dZ = squared_error(Z, n) if model == "mse" else cross_entropy(Z, n)
     if model == "linear":
         grads = eq7_gradients(params, dZ, cache[0])
@@ -239,13 +260,14 @@ def loss_and_grads(params, *, lam, model="linear", power=None):
 
 
 def loss(params, *, lam, model="linear", power=None) -> float:
-    """The loss of :func:`loss_and_grads` without the gradients."""
-    K, n, d, L = check_params(params, lam=lam, model=model, power=power)
-    Z, _ = forward(params, model=model, power=power)                      # (K, Kn)
+    """The loss of :func:`loss_and_grads` without the gradients (finite parameters only)."""
+    params, (K, n, d, L) = checked_params(params, lam=lam, model=model, power=power)
+    lam = float(lam)                                                      # a number >= 0 (checked)
+    Z, _ = _forward(params, n, L, model, power)                           # (K, Kn)
     fit = squared_error(Z, n)[0] if model == "mse" else cross_entropy(Z, n)[0]
     return fit + lam * regularization(params)
 
 
-__all__ = ["MODELS", "InputError", "activations", "backward", "check_params", "cross_entropy",
-           "eq7_gradients", "forward", "loss", "loss_and_grads", "mse_activation", "regularization",
-           "squared_error", "suffix_products", "targets", "zeta", "zeta_prime"]
+__all__ = ["MODELS", "InputError", "activations", "backward", "check_params", "checked_params",
+           "cross_entropy", "eq7_gradients", "forward", "loss", "loss_and_grads", "mse_activation",
+           "regularization", "squared_error", "suffix_products", "targets", "zeta", "zeta_prime"]

@@ -38,9 +38,10 @@ import numpy as np
 from numba import prange
 
 from refimpl import compiled  # noqa: F401  (Numba settings first)
-from refimpl.dufm.model import activations, check_params
+from refimpl.dufm.model import activations, check_params, checked_params
 from refimpl.dufm.small_gemm import FM, gemm, gemm_tn, transpose
 from refimpl.errors import require
+from refimpl.validate import float_array, nonneg_int, nonneg_number, positive_int, positive_number
 
 ACT_ID, ACT_RELU = 0, -1
 
@@ -277,24 +278,29 @@ def from_layout(Ht, W, WL, K, Kn, d):
 
 
 def _per_run(value, R, name):
-    v = np.asarray(value, dtype=np.float64)
+    v = float_array(name, value).astype(np.float64, copy=False)
     require(v.ndim == 0 or v.shape == (R,), f"{name} must be a number or an array of shape ({R},), "
             f"got shape {v.shape}")
     return np.array(np.broadcast_to(v, (R,)), dtype=np.float64)              # a fresh writable copy
 
 
 def _prepare(params_batch, lam, model, power):
-    """Check one run of the batch like the reference does; return (K, Kn, d, L, R, lam (R,), dims)."""
-    require(isinstance(params_batch, (list, tuple)) and all(np.ndim(p) == 3 for p in params_batch),
-            "batched params must be a list of 3-D arrays (runs first)")
+    """Check the batch like the reference checks a run (the conversion rule of :mod:`refimpl.validate`;
+    values may be non-finite, as in :func:`refimpl.dufm.model.loss_and_grads`); return (params_batch as
+    arrays, K, Kn, d, L, R, lam (R,), dims)."""
+    require(isinstance(params_batch, (list, tuple)) and len(params_batch) >= 2,
+            "batched params must be a list [H_1, W_1, ..., W_L] of 3-D arrays (runs first)")
+    params_batch = [float_array("H_1" if l == 0 else f"W_{l}", p, 3, finite=False)
+                    for l, p in enumerate(params_batch)]
     R = params_batch[0].shape[0]
+    runs = [p.shape[0] for p in params_batch]
+    require(R >= 1 and all(r == R for r in runs), f"every array of the batch needs the same number of runs "
+                                                   f">= 1, got {runs}")
     lam = _per_run(lam, R, "lam")
-    K, n, d, L = check_params([np.asarray(p[0], dtype=np.float64) for p in params_batch],
-                              lam=float(lam.min()) if R else 0.0, model=model, power=power)
-    require(all(p.shape[0] == R for p in params_batch),
-            "every array of the batch needs the same number of runs")
+    K, n, d, L = check_params([p[0] for p in params_batch], lam=float(lam.min()), model=model, power=power,
+                              finite=False)
     dims = np.array([K, K * n, n, int(model == "mse")], dtype=np.int64)
-    return K, K * n, d, L, R, lam, dims
+    return params_batch, K, K * n, d, L, R, lam, dims
 
 
 def loss_and_grads(params, *, lam, model="linear", power=None):
@@ -302,9 +308,11 @@ def loss_and_grads(params, *, lam, model="linear", power=None):
 
     Same parameters and return as the reference (params [H_1 (d, Kn), W_1 (d, d), …, W_L (K, d)], λ ≥ 0,
     model "linear" | "relu" | "mse", power; returns the loss as a float and the gradients shaped like
-    params), computed in float64 by the compiled step (:func:`loss_and_grads_batch` with R = 1).
+    params), computed in float64 by the compiled step (:func:`loss_and_grads_batch` with R = 1). Input is
+    checked by the reference's :func:`refimpl.dufm.model.checked_params` (same rule, same messages;
+    non-finite values pass, as in the reference: they give a non-finite loss).
     """
-    check_params(params, lam=lam, model=model, power=power)
+    params, _ = checked_params(params, lam=lam, model=model, power=power, finite=False)
     loss, grads = loss_and_grads_batch([p[None] for p in params], lam=lam, model=model, power=power)
     return float(loss[0]), [g[0] for g in grads]
 
@@ -321,7 +329,7 @@ def loss_and_grads_batch(params_batch, *, lam, model="linear", power=None):
     -------
     loss : ndarray of shape (R,); grads : list of arrays shaped like params_batch.
     """
-    K, Kn, d, L, R, lam, dims = _prepare(params_batch, lam, model, power)
+    params_batch, K, Kn, d, L, R, lam, dims = _prepare(params_batch, lam, model, power)
     Ht, W, Wt, WL, WLt = to_layout(params_batch)
     gH, gW, gWL = np.zeros_like(Ht), np.zeros_like(W), np.zeros_like(WL)
     out = np.empty((R, 4))
@@ -354,8 +362,13 @@ def gradient_descent_batch(params_batch, *, lam, lr, steps, tol=0.0, model="line
         steps taken, the step at which the loss became non-finite (−1 if never).
     history : ndarray of shape (R, ceil(steps / record_every)), NaN where not reached.
     """
-    K, Kn, d, L, R, lam, dims = _prepare(params_batch, lam, model, power)
+    params_batch, K, Kn, d, L, R, lam, dims = _prepare(params_batch, lam, model, power)
     lr = _per_run(lr, R, "lr")
+    for value in lr:
+        positive_number("lr", value)
+    steps, tol = positive_int("steps", steps), nonneg_number("tol", tol)
+    check_every = nonneg_int("check_every", check_every)
+    record_every = nonneg_int("record_every", record_every)
     Ht, W, Wt, WL, WLt = to_layout(params_batch)
     history = np.full((R, -(-steps // record_every) if record_every > 0 else 0), np.nan)
     out = np.empty((R, 4))

@@ -20,53 +20,43 @@ gradient in V goes back to W through the LayerNorm Jacobian, column by column.
 Total cost O(K²·sc^L·L): K·sc^L sentences, each scored against K classes over L positions, and each adding
 its K-vector (1{j=k} − q_k)·D/K into L rows of Φ. ``backend="numba"`` runs the same passes from
 :mod:`refimpl.feature_collapse.exact_numba`.
+
+Every public function checks its arguments (:func:`check_inputs` for :func:`risk_and_grads`; the
+three passes with :func:`refimpl.validate.score_table_inputs`, :func:`refimpl.validate.enumeration_inputs`
+and :func:`refimpl.validate.lemma_s_inputs`, which their twins call too) and computes in float64.
 """
 
 import numpy as np
 
 from refimpl import validate
-from refimpl.errors import InputError, require
+from refimpl.errors import require
 from refimpl.feature_collapse import layernorm as ln
-from refimpl.feature_collapse.data import all_latent_variables
+from refimpl.feature_collapse.data import all_latent_variables, sentence_count
 
 MAX_SENTENCES = 50_000_000  # default refusal threshold for K·sc^L (a few seconds per million with Numba)
 
 
-def sentence_count(K: int, sc: int, L: int) -> int:
-    """K·sc^L, the number of sentences of positive probability (exact Python int)."""
-    return int(K) * int(sc) ** int(L)
+def check_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES):
+    """Arrays, shapes, ranges and the enumeration limit of :func:`risk_and_grads`. Raises InputError (one
+    line); returns (W, U, Z, mu) as float64, float64, int64, float64.
 
-
-def check_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES) -> tuple[int, int]:
-    """Shapes, ranges and the enumeration limit; returns (nc, sc). Raises InputError (one line)."""
-    require(W.ndim == 2 and U.ndim == 2, f"W and U must be matrices, got shapes {W.shape} and {U.shape}")
-    require(Z.ndim == 2 and mu.ndim == 1, f"Z must be (K, L) and mu (sc,), got {Z.shape} and {mu.shape}")
+    W (d, nw), U (K, L·d) finite reals; Z (K, L) integers in 0..nc−1 with nc = nw / len(mu) (floats
+    only if integral, never truncated); mu a distribution (:func:`refimpl.validate.distribution`);
+    K·sc^L ≤ max_sentences.
+    """
+    W, U = validate.float64_array("W", W, 2), validate.float64_array("U", U, 2)
+    mu = validate.distribution("mu", mu)
+    Z = validate.index_array("Z", Z, 2, None, what="latent variables")
     (d, nw), (K, L), sc = W.shape, Z.shape, mu.shape[0]
-    require(sc >= 1 and nw % sc == 0, f"nw = {nw} words is not divisible by sc = len(mu) = {sc}")
-    nc = nw // sc
-    require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
     require(K >= 1 and L >= 1, f"Z must have at least one class and one position, got shape {Z.shape}")
-    require(Z.min() >= 0 and Z.max() < nc,
-            f"latent variables must lie in 0..{nc - 1}, got {Z.min()}..{Z.max()}")
-    require(bool(np.all(mu >= 0)) and abs(mu.sum() - 1.0) < 1e-9,
-            f"mu must be non-negative and sum to 1, got min {mu.min():g} and sum {mu.sum():.12g}")
+    require(d >= 1, f"W must have at least one row, got shape {W.shape}")
+    require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
+    Z = validate.latent_variables(Z, K, L, nw, sc)
+    max_sentences = validate.positive_int("max_sentences", max_sentences)
     n = sentence_count(K, sc, L)
     require(n <= max_sentences, f"exact enumeration of K·sc^L = {K}·{sc}^{L} = {n:,} sentences exceeds "
                                 f"max_sentences = {max_sentences:,}; raise the limit or shrink K, sc or L")
-    return nc, sc
-
-
-def as_latents(Z) -> np.ndarray:
-    """Z as int64, refusing (one-line InputError) values that are not integers instead of truncating them."""
-    Z = np.asarray(Z)
-    if np.issubdtype(Z.dtype, np.integer):
-        return Z.astype(np.int64)
-    require(Z.dtype.kind == "f", f"Z must hold integers (latent variables), got dtype {Z.dtype}")
-    bad = ~np.isfinite(Z) | (Z != np.round(Z))                            # (K, L)
-    if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
-        raise InputError(f"Z must hold integers (latent variables), got {float(Z[i])!r} at index {i}")
-    return Z.astype(np.int64)
+    return W, U, Z, mu
 
 
 def word_choices(mu: np.ndarray, L: int):
@@ -77,6 +67,7 @@ def word_choices(mu: np.ndarray, L: int):
     B : ndarray of shape (sc**L, L), int64, B[i, ℓ] = β_ℓ of the i-th choice.
     p : ndarray of shape (sc**L,), D_z(x) for the sentence of any class built from B[i].
     """
+    mu, L = validate.distribution("mu", mu), validate.positive_int("L", L)
     B = all_latent_variables(mu.shape[0], L)                              # (sc^L, L) base-sc digits
     return B, np.prod(mu[B], axis=1)                                      # (sc^L, L), (sc^L,)
 
@@ -92,6 +83,7 @@ def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
     -------
     S : ndarray of shape (K, L, nw).
     """
+    W, U, L = validate.score_table_inputs(W, U, L)
     d, nw = W.shape
     K = U.shape[0]
     return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
@@ -117,6 +109,7 @@ def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     the scores are the broadcast sum h(x) = Σ_ℓ T_j[ℓ, β_ℓ] over the grid. With G[x, k] = (1{j=k} − q_k(x))
     D(x)/K, Φ[z_{j,ℓ}·sc + b, k, ℓ] gains Σ_{x: β_ℓ = b} G[x, k], the sum of G over every axis but ℓ.
     """
+    S, Z, mu = validate.enumeration_inputs(S, Z, mu)
     K, L, nw = S.shape
     sc = mu.shape[0]
     grid = (sc,) * L
@@ -160,6 +153,7 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
     dW0 : ndarray of shape (d, nw), ∂R0/∂W.
     dU0 : ndarray of shape (K, L·d), ∂R0/∂U (row k = [∂R0/∂u_{k,1} … ∂R0/∂u_{k,L}]).
     """
+    W, U, Phi = validate.lemma_s_inputs(W, U, Phi)
     d, nw = W.shape
     _, K, L = Phi.shape
     Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ
@@ -186,7 +180,7 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAUL
     U : ndarray of shape (K, L·d), row k = [u_{k,1} … u_{k,L}] (eq. 16).
     Z : ndarray of shape (K, L), latent variables, ints in 0..nc-1 (nc = nw / sc).
     mu : ndarray of shape (sc,), word frequencies (non-negative, summing to 1).
-    lam : float, λ of eqs. (5)/(10): λ/2 (‖W‖² + ‖U‖²) for h, λ/2 ‖U‖² for h*.
+    lam : float ≥ 0, λ of eqs. (5)/(10): λ/2 (‖W‖² + ‖U‖²) for h, λ/2 ‖U‖² for h*.
     layernorm : bool, h* (True) or h (False).
     backend : "numba" (:mod:`.exact_numba`, the default) or "numpy" (this module).
     max_sentences : refuse (InputError) when K·sc^L exceeds this.
@@ -195,10 +189,9 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAUL
     -------
     R : float; dW : ndarray of shape (d, nw); dU : ndarray of shape (K, L·d).
     """
-    W, U = np.asarray(W, dtype=np.float64), np.asarray(U, dtype=np.float64)
-    Z, mu = as_latents(Z), np.asarray(mu, dtype=np.float64)
-    check_inputs(W, U, Z, mu, max_sentences)
     scores_of, enumerate_, grads_of = passes(backend)
+    W, U, Z, mu = check_inputs(W, U, Z, mu, max_sentences)
+    lam, layernorm = validate.nonneg_number("lam", lam), validate.flag("layernorm", layernorm)
     L = Z.shape[1]
     V, cache = W, None
     if layernorm:
@@ -208,7 +201,7 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAUL
     dV, dU = grads_of(V, U, Phi)                                    # (d, nw), (K, L·d)
     reg_U = 0.5 * lam * float(np.vdot(U, U))
     if layernorm:
-        dW = ln.backward(dV.T, cache).T                            # (d, nw) Jᵀ ∂R0/∂φ(w), per column
+        dW = ln.vjp(dV.T, cache).T                                        # (d, nw) Jᵀ ∂R0/∂φ(w), per column
         return R0 + reg_U, dW, dU + lam * U
     return R0 + reg_U + 0.5 * lam * float(np.vdot(W, W)), dV + lam * W, dU + lam * U
 
@@ -217,17 +210,12 @@ def layernorm_forward(W: np.ndarray):
     """φ applied to every column of W with the paper's eps = 0. Returns (φ(W)ᵀ of shape (nw, d), cache).
 
     φ(w) = (w − mean(w))/σ(w) is undefined for a constant column (σ = 0, and within rounding of 0 when the
-    mean is not exact): refused with a one-line InputError naming the word instead of returning NaN.
+    mean is not exact): refused with a one-line InputError naming the word instead of returning NaN
+    (:func:`refimpl.validate.layernorm_rows`, the model's check).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        Vt, cache = ln.forward(W.T, 0.0)                                  # (nw, d), ((nw, d), (nw, 1))
-    sigma = cache[1][:, 0]                                                # (nw,)
-    constant = sigma <= 16 * np.finfo(np.float64).eps * np.abs(W).max(axis=0, initial=0.0)   # (nw,)
-    if constant.any():
-        w = int(np.flatnonzero(constant)[0])
-        raise InputError(f"the embedding of word {w} (column {w} of W) is constant to float64 precision: "
-                         f"LayerNorm with eps = 0 divides by its standard deviation σ = {sigma[w]:.3g}")
-    return Vt, cache
+    W = validate.float64_array("W", W, 2)
+    validate.layernorm_rows(W.T, 0.0, "the embedding of word {i} (column {i} of W)")
+    return ln.phi(W.T, 0.0)                                               # (nw, d), ((nw, d), (nw, 1))
 
 
 def layernorm_backward_explicit(W: np.ndarray, dV: np.ndarray) -> np.ndarray:
@@ -242,4 +230,6 @@ def layernorm_backward_explicit(W: np.ndarray, dV: np.ndarray) -> np.ndarray:
     -------
     dW : ndarray of shape (d, nw).
     """
+    W = validate.float64_array("W", W, 2)
+    dV = validate.like("dV", dV, W.shape)
     return np.stack([ln.jacobian(W[:, w]).T @ dV[:, w] for w in range(W.shape[1])], axis=1)

@@ -11,10 +11,31 @@ so the vector–Jacobian product for an upstream gradient g is
 
     Jᵀ g = (g − mean(g)·1 − y·mean(g ⊙ y)) / σ.
 
-φ acts on the last axis; leading axes are batch axes.
+φ acts on the last axis; leading axes are batch axes. :func:`forward` and :func:`backward` check their
+arguments (:func:`check_inputs`, :func:`check_upstream`; the twin calls the same two) and run the passes
+:func:`phi` and :func:`vjp`, which the model and the exact risk call on arrays they have checked
+themselves.
 """
 
 import numpy as np
+
+from refimpl import validate
+from refimpl.errors import require
+
+
+def check_inputs(V, eps):
+    """φ's arguments: V (..., d) finite reals with d ≥ 1, eps ≥ 0 a number, and no row that φ cannot
+    normalize (σ zero to V's precision, :func:`refimpl.validate.layernorm_rows`). Returns (V, eps)."""
+    V = validate.float_array("V", V)
+    require(V.ndim >= 1 and V.shape[-1] >= 1, f"V must be (..., d) with d >= 1, got shape {V.shape}")
+    eps = validate.nonneg_number("eps", eps)
+    validate.layernorm_rows(V, eps)
+    return V, eps
+
+
+def check_upstream(dY, cache):
+    """dY of the shape of the cached φ(V), finite reals."""
+    return validate.like("dY", dY, cache[0].shape)
 
 
 def forward(V: np.ndarray, eps: float = 0.0):
@@ -30,6 +51,11 @@ def forward(V: np.ndarray, eps: float = 0.0):
     Y : ndarray of shape (..., d), φ(V).
     cache : (Y, sigma) with sigma of shape (..., 1), for :func:`backward`.
     """
+    return phi(*check_inputs(V, eps))
+
+
+def phi(V: np.ndarray, eps: float):
+    """The pass of :func:`forward`, on checked input: returns (Y, (Y, sigma))."""
     centered = V - V.mean(axis=-1, keepdims=True)                          # (..., d)
     sigma = np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
     Y = centered / sigma                                                   # (..., d)
@@ -48,6 +74,11 @@ def backward(dY: np.ndarray, cache) -> np.ndarray:
     -------
     dV : ndarray of shape (..., d).
     """
+    return vjp(check_upstream(dY, cache), cache)
+
+
+def vjp(dY: np.ndarray, cache) -> np.ndarray:
+    """The pass of :func:`backward`, on a checked dY: Jᵀ dY along the last axis."""
     Y, sigma = cache
     mean_g = dY.mean(axis=-1, keepdims=True)                               # (..., 1)
     mean_gy = (dY * Y).mean(axis=-1, keepdims=True)                        # (..., 1)

@@ -7,7 +7,9 @@ Same names, parameters and returns as the reference. The row kernels :func:`phi_
 are the single place where φ and its VJP are compiled: :mod:`.model_numba` calls them inside its fused
 passes (gather + φ, and φ's VJP in place). Arithmetic in the dtype of the data (float32 stays float32,
 so LLVM vectorizes), with one reciprocal of σ per row; sums may be reassociated (``SUMS``), so results
-differ from the reference by rounding only (tests: 1e-12 relative in float64).
+differ from the reference by rounding only (tests: 1e-12 relative in float64). :func:`forward` and
+:func:`backward` check their arguments with the reference's :func:`.layernorm.check_inputs` and
+:func:`.layernorm.check_upstream`: the same input is refused with the same message.
 """
 
 import math
@@ -17,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl.feature_collapse.layernorm import check_inputs, check_upstream
 
 # Reordering of sums (and fused multiply-adds) only: lets LLVM vectorize the row reductions. No assumption
 # about NaN/inf and no approximate functions.
@@ -86,6 +89,7 @@ def forward(V: np.ndarray, eps: float = 0.0):
     Y : ndarray of shape (..., d), φ(V).
     cache : (Y, sigma) with sigma of shape (..., 1), for :func:`backward`.
     """
+    V, eps = check_inputs(V, eps)                                         # the reference's checks
     V = np.ascontiguousarray(V)
     d = V.shape[-1]
     rows = V.reshape(-1, d)                                               # (n, d)
@@ -108,6 +112,7 @@ def backward(dY: np.ndarray, cache) -> np.ndarray:
     -------
     dV : ndarray of shape (..., d).
     """
+    dY = check_upstream(dY, cache)                                        # the reference's checks
     Y, sigma = cache
     d = Y.shape[-1]
     g = np.ascontiguousarray(dY, dtype=Y.dtype).reshape(-1, d)            # (n, d)

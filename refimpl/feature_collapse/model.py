@@ -15,12 +15,19 @@ dW as a scatter-add of dX over the words of the batch.
 
 :mod:`.model_numba` mirrors the functions below one to one (same names and parameters);
 :func:`loss_and_grads` runs it unless ``backend="numpy"``.
+
+Every public function checks its arguments with :func:`refimpl.validate.network_inputs` (the twin calls
+the same function, so both backends refuse the same input with the same one-line InputError; the
+conversion rule is :mod:`refimpl.validate`'s) and runs the unchecked passes ``_embed``, ``_forward``,
+``_cross_entropy``, ``_backward`` — which is also how :func:`loss_and_grads`, :func:`sgd_step` and
+:func:`predict` chain them, checking once at entry. :func:`sgd_step` updates W and U in place: they must
+be float32/float64 ndarrays, and their values are not checked (a diverged run's inf or NaN comes back as
+a non-finite loss, the trainer's signal).
 """
 
 import numpy as np
 
 from refimpl import validate
-from refimpl.errors import require
 from refimpl.feature_collapse import layernorm as ln
 
 
@@ -36,6 +43,11 @@ def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     -------
     E : ndarray of shape (N, L, d), E[n, ℓ] = w_{tokens[n, ℓ]}.
     """
+    W, _, tokens, _, _, _ = validate.network_inputs(W, None, tokens)
+    return _embed(W, tokens)
+
+
+def _embed(W, tokens):
     return W.T[tokens]                                                    # (N, L, d)
 
 
@@ -52,11 +64,16 @@ def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool
     scores : ndarray of shape (N, K)
     cache : what :func:`backward` needs.
     """
+    W, U, tokens, _, layernorm, eps = validate.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
+    return _forward(W, U, tokens, layernorm, eps)
+
+
+def _forward(W, U, tokens, layernorm, eps):
     N, L = tokens.shape
-    E = embed(W, tokens)                                                  # (N, L, d)
+    E = _embed(W, tokens)                                                 # (N, L, d)
     ln_cache = None
     if layernorm:
-        E, ln_cache = ln.forward(E, eps)                           # (N, L, d) word representations
+        E, ln_cache = ln.phi(E, eps)                                      # (N, L, d) word representations
     X = E.reshape(N, -1)                                                  # (N, L·d) = Vec[φ(W ζ(x))]ᵀ
     scores = X @ U.T                                                      # (N, K)
     return scores, (W.shape, U, tokens, X, ln_cache)
@@ -75,6 +92,10 @@ def cross_entropy(scores: np.ndarray, labels: np.ndarray):
     loss : float, the mean over the N rows.
     dscores : ndarray of shape (N, K), (softmax(scores) − onehot(labels)) / N.
     """
+    return _cross_entropy(*validate.score_inputs(scores, labels))
+
+
+def _cross_entropy(scores, labels):
     N = scores.shape[0]
     shifted = scores - scores.max(axis=1, keepdims=True)                  # (N, K)
     log_z = np.log(np.exp(shifted).sum(axis=1))                           # (N,)
@@ -88,33 +109,29 @@ def cross_entropy(scores: np.ndarray, labels: np.ndarray):
 def backward(dscores: np.ndarray, cache):
     """Gradients of the data term from dscores = ∂loss/∂scores.
 
+    Parameters
+    ----------
+    dscores : ndarray of shape (N, K), finite; cache : from :func:`forward`.
+
     Returns
     -------
     dW : ndarray of shape (d, nw), scatter-add of dX over the tokens of the batch.
     dU : ndarray of shape (K, L·d)
     """
+    _, U, tokens, _, _ = cache
+    return _backward(validate.like("dscores", dscores, (tokens.shape[0], U.shape[0])), cache)
+
+
+def _backward(dscores, cache):
     (d, nw), U, tokens, X, ln_cache = cache
     N, L = tokens.shape
     dU = dscores.T @ X                                                    # (K, L·d)
     dX = (dscores @ U).reshape(N, L, d)                                   # (N, L, d)
     if ln_cache is not None:
-        dX = ln.backward(dX, ln_cache)                             # (N, L, d) through φ
+        dX = ln.vjp(dX, ln_cache)                                         # (N, L, d) through φ
     dW = np.zeros((d, nw), dtype=dscores.dtype)
     np.add.at(dW.T, tokens.ravel(), dX.reshape(N * L, d))                # dW[:, w] += dX[n, ℓ] if x_{n,ℓ}=w
     return dW, dU
-
-
-def check_inputs(W, U, tokens, labels):
-    """Shapes, dtypes and ranges of the public entry points; raises InputError."""
-    require(W.ndim == 2 and U.ndim == 2, f"W and U must be matrices, got shapes {W.shape} and {U.shape}")
-    require(tokens.ndim == 2 and labels.ndim == 1 and len(labels) == len(tokens),
-            f"tokens must be (N, L) and labels (N,), got {tokens.shape} and {labels.shape}")
-    d, nw = W.shape
-    K, Ld = U.shape
-    require(Ld == tokens.shape[1] * d, f"U has {Ld} columns, expected L·d = {tokens.shape[1] * d}")
-    require(U.dtype == W.dtype, f"U has dtype {U.dtype}, W has {W.dtype}: they must agree")
-    require(tokens.size == 0 or (tokens.min() >= 0 and tokens.max() < nw), f"tokens must lie in [0, {nw})")
-    require(labels.size == 0 or (labels.min() >= 0 and labels.max() < K), f"labels must lie in [0, {K})")
 
 
 def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.0, eps=0.0,
@@ -123,12 +140,13 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
 
     Parameters
     ----------
-    W : ndarray of shape (d, nw); its dtype decides the arithmetic.
+    W : ndarray of shape (d, nw); its dtype decides the arithmetic (float32 or float64; other real
+        input is converted to float64).
     U : ndarray of shape (K, L·d), same dtype as W.
-    tokens : ndarray of shape (N, L), ints; labels : ndarray of shape (N,), ints.
+    tokens : ndarray of shape (N, L), ints in [0, nw), N ≥ 1; labels : ndarray of shape (N,), ints in [0, K).
     layernorm : bool, h* (True) or h (False).
-    lam_W, lam_U : weight decay of W and U (the λ/2‖·‖² terms).
-    eps : LayerNorm epsilon (0: the paper's φ).
+    lam_W, lam_U : weight decay of W and U (the λ/2‖·‖² terms), ≥ 0.
+    eps : LayerNorm epsilon ≥ 0 (0: the paper's φ).
     backend : "numba" (:mod:`.model_numba`, the default) or "numpy" (this module).
 
     Returns
@@ -136,15 +154,17 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     loss : float, batch-mean cross-entropy + lam_W/2‖W‖² + lam_U/2‖U‖².
     dW : ndarray of shape (d, nw); dU : ndarray of shape (K, L·d).
     """
-    tokens, labels = np.asarray(tokens, dtype=np.int64), np.asarray(labels, dtype=np.int64)
-    check_inputs(W, U, tokens, labels)
-    if validate.backend(backend) == "numba":
+    backend = validate.backend(backend)
+    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+                                                                   eps=eps)
+    lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
+    if backend == "numba":
         from refimpl.feature_collapse import model_numba
         return model_numba.loss_and_grads(W, U, tokens, labels, layernorm=layernorm, lam_W=lam_W,
                                           lam_U=lam_U, eps=eps)
-    scores, cache = forward(W, U, tokens, layernorm=layernorm, eps=eps)
-    loss, dscores = cross_entropy(scores, labels)
-    dW, dU = backward(dscores, cache)
+    scores, cache = _forward(W, U, tokens, layernorm, eps)
+    loss, dscores = _cross_entropy(scores, labels)
+    dW, dU = _backward(dscores, cache)
     loss += 0.5 * lam_W * float(np.vdot(W, W)) + 0.5 * lam_U * float(np.vdot(U, U))
     return loss, dW + lam_W * W, dU + lam_U * U
 
@@ -152,15 +172,22 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
 def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False, eps=0.0):
     """One plain SGD step with coupled weight decay, in place: θ ← θ − lr (∂ℓ/∂θ + λ_θ θ).
 
+    W, U are float32/float64 ndarrays of one dtype, updated in place (values unchecked: a diverged run
+    shows as a non-finite loss); lr > 0, lam_W, lam_U ≥ 0.
+
     Returns
     -------
     loss : float, the batch-mean cross-entropy *before* the step (without the λ terms).
     correct : int, how many rows of the batch were classified correctly before the step.
     """
-    scores, cache = forward(W, U, tokens, layernorm=layernorm, eps=eps)
-    loss, dscores = cross_entropy(scores, labels)
+    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+                                                                   eps=eps, inplace=True)
+    lr = validate.positive_number("lr", lr)
+    lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
+    scores, cache = _forward(W, U, tokens, layernorm, eps)
+    loss, dscores = _cross_entropy(scores, labels)
     correct = int(np.sum(scores.argmax(axis=1) == labels))
-    dW, dU = backward(dscores, cache)
+    dW, dU = _backward(dscores, cache)
     W -= lr * (dW + lam_W * W)
     U -= lr * (dU + lam_U * U)
     return loss, correct
@@ -168,8 +195,10 @@ def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False,
 
 def predict(W, U, tokens, *, layernorm=False, eps=0.0, batch: int = 1000) -> np.ndarray:
     """Predicted class argmax_k h(x)_k for each sentence, in batches. Returns ndarray of shape (N,)."""
+    W, U, tokens, _, layernorm, eps = validate.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
+    batch = validate.positive_int("batch", batch)
     out = np.empty(len(tokens), dtype=np.int64)
     for i in range(0, len(tokens), batch):
-        scores, _ = forward(W, U, tokens[i:i + batch], layernorm=layernorm, eps=eps)
+        scores, _ = _forward(W, U, tokens[i:i + batch], layernorm, eps)
         out[i:i + batch] = scores.argmax(axis=1)
     return out

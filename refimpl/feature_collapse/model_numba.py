@@ -24,8 +24,13 @@ VJP + scatter) on 2 AMD EPYC cores, and a parallel loop's launch next to BLAS's 
 than it saved (docs/sgd-step.md). (A serial and a parallel compilation of
 one function, as umap does, would share one entry in Numba's cache, which does not key on the target
 options: a compiled function has one mode here.) The loops run in the dtype of the data (float32 stays
-float32, so LLVM vectorizes them) with one reciprocal per row. Inputs are validated by
-:func:`.model.check_inputs` in the public entry points of the reference.
+float32, so LLVM vectorizes them) with one reciprocal per row.
+
+The reference's passes (the last section) check their arguments as the reference does, with the same
+functions (:func:`refimpl.validate.network_inputs`, :func:`refimpl.validate.score_inputs`,
+:func:`refimpl.validate.like`): the same input is refused with the same message, and the same conversion
+rule applies (float16, ints and lists become float64). The trainer's :func:`sgd_step_fused` and the
+in-place passes check nothing: they run millions of times on arrays the trainer made.
 """
 
 import dataclasses
@@ -37,6 +42,7 @@ import numpy as np
 from refimpl import (
     blas,
     compiled,  # noqa: F401  (Numba settings first)
+    validate,
 )
 from refimpl.feature_collapse.layernorm_numba import SUMS, phi_row, vjp_row
 
@@ -254,6 +260,7 @@ class Cache:
 
 def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Embedding lookup W ζ(x) (eqs. 13–14). W (d, nw), tokens (N, L); returns E of shape (N, L, d)."""
+    W, _, tokens, _, _, _ = validate.network_inputs(W, None, tokens)
     Wt = _rows(W)                                                         # (nw, d)
     N, L = tokens.shape
     X = np.empty((N, L * Wt.shape[1]), Wt.dtype)                          # (N, L·d)
@@ -263,6 +270,7 @@ def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
 
 def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool = False, eps: float = 0.0):
     """Scores h(x) (eq. 17) or h*(x) (eq. 18): returns (scores of shape (N, K), :class:`Cache`)."""
+    W, U, tokens, _, layernorm, eps = validate.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
     N, L = tokens.shape
     Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
     ws = Workspace(N, L, Wt.shape[1], U.shape[0], Wt.dtype)
@@ -272,6 +280,7 @@ def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool
 
 def cross_entropy(scores: np.ndarray, labels: np.ndarray):
     """Batch-mean softmax cross-entropy and dscores = (softmax − onehot)/N (twin of model.cross_entropy)."""
+    scores, labels = validate.score_inputs(scores, labels)
     N = scores.shape[0]
     S = np.array(scores, order="C")                                       # (N, K), becomes dscores
     loss_rows, correct_rows, margin_rows = np.empty(N), np.empty(N, np.int64), np.empty(N)
@@ -288,6 +297,7 @@ def _grads(dscores, U, tokens, ws, layernorm, dU, dWt):
 
 def backward(dscores: np.ndarray, cache: Cache):
     """Gradients of the data term from dscores (twin of model.backward): dW (d, nw), dU (K, L·d)."""
+    dscores = validate.like("dscores", dscores, (cache.tokens.shape[0], cache.U.shape[0]))
     ws, d = cache.ws, cache.ws.X.shape[1] // cache.tokens.shape[1]
     dscores = np.ascontiguousarray(dscores, dtype=ws.X.dtype)             # (N, K)
     dU = np.zeros_like(cache.U)                                           # (K, L·d)
@@ -302,6 +312,9 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     The weight decays ride on the passes: dU starts at λ_U·U and the GEMM adds dscoresᵀX (beta = 1);
     dWᵀ starts at λ_W·Wᵀ and the scatter adds dX.
     """
+    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+                                                                   eps=eps)
+    lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
     N, L = tokens.shape
     Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
     ws = Workspace(N, L, Wt.shape[1], U.shape[0], Wt.dtype)
@@ -319,6 +332,10 @@ def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False,
     Runs :func:`sgd_step_fused` on Wᵀ: in place when W is Fortran-ordered and U C-ordered (the trainer's
     layouts), else on copies written back.
     """
+    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+                                                                   eps=eps, inplace=True)
+    lr = validate.positive_number("lr", lr)
+    lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
     w_view, u_view = W.T.flags.c_contiguous, U.flags.c_contiguous
     Wt = W.T if w_view else np.ascontiguousarray(W.T)                     # (nw, d)
     Uc = U if u_view else np.ascontiguousarray(U)                         # (K, L·d)

@@ -25,11 +25,8 @@ Empty batches are refused: a function of sentences needs at least one sentence o
 (``tokens needs at least one sentence (N >= 1), got shape (0, 3)``) — an empty mean has no value, and a
 twin's kernels have nothing to do.
 
-The composite checks at the end (:func:`network_inputs`, :func:`score_table_inputs`,
-:func:`enumeration_inputs`, :func:`lemma_s_inputs`) are the entry checks of *Feature collapse*'s
-networks and exact risk. They live here because a reference and its Numba twin cannot import each other
-(the reference imports the twin lazily for ``backend="numba"``): both call the same function, so both
-backends refuse the same input with the same message.
+The entry checks of *Feature collapse*'s networks and exact risk, built from these, are in
+:mod:`refimpl.feature_collapse.inputs`.
 """
 
 import math
@@ -148,7 +145,7 @@ def _as_array(name: str, x) -> np.ndarray:
             from None
 
 
-def _first(bad: np.ndarray, a: np.ndarray):
+def first_bad(bad: np.ndarray, a: np.ndarray):
     """(value, " at index …") of the first True of `bad` in C order, the value a plain Python number."""
     i = tuple(int(j) for j in np.unravel_index(int(np.argmax(bad)), bad.shape))
     where = "" if not i else f" at index {i[0]}" if len(i) == 1 else f" at index {i}"
@@ -164,7 +161,7 @@ def all_finite(name: str, a: np.ndarray) -> np.ndarray:
     """`a` unchanged if every value is finite; else InputError naming the first one that is not."""
     ok = np.isfinite(a)
     if not ok.all():
-        v, where = _first(~ok, a)
+        v, where = first_bad(~ok, a)
         raise InputError(f"{name} must be finite, got {v!r}{where}")
     return a
 
@@ -218,7 +215,7 @@ def index_array(name: str, x, ndim: int | None, upper: int | None, *, what: str 
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.trunc(a))
         if bad.any():
-            v, where = _first(bad, a)
+            v, where = first_bad(bad, a)
             raise InputError(f"{name} must hold {kind}, got {v!r}{where}")
     elif a.dtype.kind not in "iu":
         raise InputError(f"{name} must hold {kind}, got dtype {a.dtype}")
@@ -227,7 +224,7 @@ def index_array(name: str, x, ndim: int | None, upper: int | None, *, what: str 
     if upper is not None:
         bad = (a < 0) | (a >= upper)
         if bad.any():
-            v, where = _first(bad, a)
+            v, where = first_bad(bad, a)
             raise InputError(f"{name} must lie in [0, {upper}), got {_integral(v)}{where}")
     return a.astype(np.int64, copy=False)
 
@@ -239,7 +236,7 @@ def distribution(name: str, mu) -> np.ndarray:
     require(mu.size >= 1, f"{name} must have at least one entry, got shape {mu.shape}")
     negative = mu < 0
     if negative.any():
-        v, where = _first(negative, mu)
+        v, where = first_bad(negative, mu)
         raise InputError(f"{name} must be non-negative, got {v:g}{where}")
     total = float(mu.sum())
     require(abs(total - 1.0) <= 1e-9, f"{name} must sum to 1, got sum {total:.12g}")
@@ -273,97 +270,3 @@ def layernorm_rows(V: np.ndarray, eps: float, what: str = "row {i} of V", ids=No
             int(j) for j in np.unravel_index(r, V.shape[:-1]))
         raise InputError(f"{what.format(i=i)} is constant to {V.dtype} precision: LayerNorm with "
                          f"eps = {eps:g} divides by its standard deviation σ = {sigma[r]:.3g}")
-
-
-# ---- the entry checks of Feature collapse's networks and exact risk (one function for both backends) -------
-
-def network_inputs(W, U, tokens, labels=None, *, layernorm=False, eps=0.0, inplace=False):
-    """The arguments of h and h* (eqs. 17–18) for :mod:`refimpl.feature_collapse.model` and its twin.
-
-    W (d, nw) and U (K, L·d) real, of one float dtype (U may be None: ``embed``); with `inplace` (SGD
-    steps) float32/float64 ndarrays taken as they are, values unchecked. tokens (N, L) in [0, nw) with
-    N, L ≥ 1; labels (N,) in [0, K) unless None; layernorm a switch; eps ≥ 0; with LayerNorm no word of
-    the batch constant (:func:`layernorm_rows`). Returns (W, U, tokens, labels, layernorm, eps), the
-    index arrays int64.
-    """
-    array = inplace_array if inplace else float_array
-    W = array("W", W, 2)
-    U = None if U is None else array("U", U, 2)
-    d, nw = W.shape
-    require(d >= 1 and nw >= 1, f"W must have at least one row and one column, got shape {W.shape}")
-    tokens = index_array("tokens", tokens, 2, nw)
-    N, L = tokens.shape
-    require(N >= 1, f"tokens needs at least one sentence (N >= 1), got shape {tokens.shape}")
-    require(L >= 1, f"tokens needs at least one word per sentence (L >= 1), got shape {tokens.shape}")
-    if U is not None:
-        K, Ld = U.shape
-        require(K >= 1, f"U must have at least one row (K >= 1 classes), got shape {U.shape}")
-        require(Ld == L * d, f"U has {Ld} columns, expected L·d = {L}·{d} = {L * d}")
-        require(U.dtype == W.dtype, f"U has dtype {U.dtype}, W has {W.dtype}: they must agree")
-        if labels is not None:
-            labels = class_labels(labels, N, K)
-    layernorm, eps = flag("layernorm", layernorm), nonneg_number("eps", eps)
-    if layernorm:
-        used = np.unique(tokens)                                          # (words of the batch,)
-        layernorm_rows(W.T[used], eps, "the embedding of word {i} (column {i} of W)", ids=used)
-    return W, U, tokens, labels, layernorm, eps
-
-
-def class_labels(labels, N: int, K: int) -> np.ndarray:
-    """labels (N,) in [0, K), as int64."""
-    labels = index_array("labels", labels, 1, K)
-    require(labels.shape[0] == N, f"labels has {labels.shape[0]} entries for N = {N} rows: they must agree")
-    return labels
-
-
-def score_inputs(scores, labels):
-    """The cross-entropy's arguments: scores (N, K) finite reals with N, K ≥ 1; labels (N,) in [0, K)."""
-    scores = float_array("scores", scores, 2)
-    N, K = scores.shape
-    require(N >= 1 and K >= 1, f"scores needs at least one row and one class, got shape {scores.shape}")
-    return scores, class_labels(labels, N, K)
-
-
-def score_table_inputs(W, U, L):
-    """exact.score_tables's: W (d, nw) and U (K, L·d) finite reals (as float64), L ≥ 1."""
-    W, U = float64_array("W", W, 2), float64_array("U", U, 2)
-    L = positive_int("L", L)
-    d, nw = W.shape
-    require(d >= 1 and nw >= 1, f"W must have at least one row and one column, got shape {W.shape}")
-    require(U.shape[0] >= 1 and U.shape[1] == L * d,
-            f"U has shape {U.shape}, expected (K, L·d) = (K, {L * d}) with K >= 1")
-    return W, U, L
-
-
-def latent_variables(Z, K: int, L: int, nw: int, sc: int) -> np.ndarray:
-    """Z (K, L) of latent variables in 0..nc−1, nc = nw / sc the concepts of nw words with sc = len(µ)
-    words each; as int64."""
-    require(nw % sc == 0, f"nw = {nw} words is not divisible by sc = len(mu) = {sc}")
-    nc = nw // sc
-    Z = index_array("Z", Z, 2, None, what="latent variables")
-    require(Z.shape == (K, L), f"Z has shape {Z.shape}, expected (K, L) = ({K}, {L})")
-    bad = (Z < 0) | (Z >= nc)
-    if bad.any():
-        v, where = _first(bad, Z)
-        raise InputError(f"latent variables must lie in 0..{nc - 1} (nc = nw / len(mu) = {nw} / {sc}), "
-                         f"got {v}{where} of Z")
-    return Z
-
-
-def enumeration_inputs(S, Z, mu):
-    """exact.risk0_and_phi's: S (K, L, nw) finite (float64), Z (K, L) latent variables, mu a distribution."""
-    S = float64_array("S", S, 3)
-    K, L, nw = S.shape
-    require(K >= 1 and L >= 1 and nw >= 1, f"S must be (K, L, nw) with K, L, nw >= 1, got shape {S.shape}")
-    mu = distribution("mu", mu)
-    return S, latent_variables(Z, K, L, nw, mu.shape[0]), mu
-
-
-def lemma_s_inputs(W, U, Phi):
-    """exact.lemma_s's: W (d, nw), U (K, L·d), Phi (nw, K, L), all finite (as float64)."""
-    W, U, Phi = float64_array("W", W, 2), float64_array("U", U, 2), float64_array("Phi", Phi, 3)
-    (d, nw), (nw_, K, L) = W.shape, Phi.shape
-    require(nw_ == nw and K >= 1 and L >= 1,
-            f"Phi has shape {Phi.shape}, expected (nw, K, L) = ({nw}, K, L) with K, L >= 1")
-    require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
-    return W, U, Phi

@@ -22,14 +22,15 @@ its K-vector (1{j=k} − q_k)·D/K into L rows of Φ. ``backend="numba"`` runs t
 :mod:`refimpl.feature_collapse.exact_numba`.
 
 Every public function checks its arguments (:func:`check_inputs` for :func:`risk_and_grads`; the
-three passes with :func:`refimpl.validate.score_table_inputs`, :func:`refimpl.validate.enumeration_inputs`
-and :func:`refimpl.validate.lemma_s_inputs`, which their twins call too) and computes in float64.
+three passes with :func:`refimpl.inputs.score_table_inputs`, :func:`refimpl.inputs.enumeration_inputs`
+and :func:`refimpl.inputs.lemma_s_inputs`, which their twins call too) and computes in float64.
 """
 
 import numpy as np
 
 from refimpl import validate
 from refimpl.errors import require
+from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse import layernorm as ln
 from refimpl.feature_collapse.data import all_latent_variables, sentence_count
 
@@ -51,7 +52,7 @@ def check_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES):
     require(K >= 1 and L >= 1, f"Z must have at least one class and one position, got shape {Z.shape}")
     require(d >= 1, f"W must have at least one row, got shape {W.shape}")
     require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
-    Z = validate.latent_variables(Z, K, L, nw, sc)
+    Z = inputs.latent_variables(Z, K, L, nw, sc)
     max_sentences = validate.positive_int("max_sentences", max_sentences)
     n = sentence_count(K, sc, L)
     require(n <= max_sentences, f"exact enumeration of K·sc^L = {K}·{sc}^{L} = {n:,} sentences exceeds "
@@ -83,7 +84,7 @@ def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
     -------
     S : ndarray of shape (K, L, nw).
     """
-    W, U, L = validate.score_table_inputs(W, U, L)
+    W, U, L = inputs.score_table_inputs(W, U, L)
     d, nw = W.shape
     K = U.shape[0]
     return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
@@ -109,7 +110,7 @@ def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     the scores are the broadcast sum h(x) = Σ_ℓ T_j[ℓ, β_ℓ] over the grid. With G[x, k] = (1{j=k} − q_k(x))
     D(x)/K, Φ[z_{j,ℓ}·sc + b, k, ℓ] gains Σ_{x: β_ℓ = b} G[x, k], the sum of G over every axis but ℓ.
     """
-    S, Z, mu = validate.enumeration_inputs(S, Z, mu)
+    S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
     K, L, nw = S.shape
     sc = mu.shape[0]
     grid = (sc,) * L
@@ -153,7 +154,7 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
     dW0 : ndarray of shape (d, nw), ∂R0/∂W.
     dU0 : ndarray of shape (K, L·d), ∂R0/∂U (row k = [∂R0/∂u_{k,1} … ∂R0/∂u_{k,L}]).
     """
-    W, U, Phi = validate.lemma_s_inputs(W, U, Phi)
+    W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
     d, nw = W.shape
     _, K, L = Phi.shape
     Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ

@@ -10,8 +10,8 @@ Versions
 CPU reference: :func:`.exact.score_tables`, :func:`.exact.risk0_and_phi`, :func:`.exact.lemma_s`;
 tests/feature_collapse/test_exact_numba.py checks agreement to 1e-12. This module does not import
 :mod:`.exact` (which imports it lazily for ``backend="numba"``): its public functions check their
-arguments with the functions the reference calls (:func:`refimpl.validate.score_table_inputs`,
-:func:`refimpl.validate.enumeration_inputs`, :func:`refimpl.validate.lemma_s_inputs`), so both backends
+arguments with the functions the reference calls (:func:`refimpl.inputs.score_table_inputs`,
+:func:`refimpl.inputs.enumeration_inputs`, :func:`refimpl.inputs.lemma_s_inputs`), so both backends
 refuse the same input with the same message.
 
 Notes
@@ -70,8 +70,8 @@ import numpy as np
 
 from refimpl import (
     compiled,  # noqa: F401  (Numba settings first)
-    validate,
-)
+    )
+from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse.data import sentence_count
 
 MAX_CHUNKS = 16
@@ -96,7 +96,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
     """Mirror of :func:`.exact.score_tables` (eq. 20): one BLAS product. Returns S of shape (K, L, nw)."""
-    W, U, L = validate.score_table_inputs(W, U, L)
+    W, U, L = inputs.score_table_inputs(W, U, L)
     d, nw = W.shape
     K = U.shape[0]
     return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
@@ -398,7 +398,7 @@ def _padded(K: int) -> int:
 
 def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     """:func:`risk0_and_phi` and how many sentences took the log-domain path: (R0, Phi, count)."""
-    S, Z, mu = validate.enumeration_inputs(S, Z, mu)
+    S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
     K, L, nw = S.shape
     Z = np.ascontiguousarray(Z, dtype=np.int64)
     mu = np.ascontiguousarray(mu, dtype=np.float64)
@@ -438,7 +438,7 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
     -------
     dW0 : ndarray of shape (d, nw); dU0 : ndarray of shape (K, L·d).
     """
-    W, U, Phi = validate.lemma_s_inputs(W, U, Phi)
+    W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
     d, nw = W.shape
     _, K, L = Phi.shape
     Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ

@@ -16,7 +16,7 @@ dW as a scatter-add of dX over the words of the batch.
 :mod:`.model_numba` mirrors the functions below one to one (same names and parameters);
 :func:`loss_and_grads` runs it unless ``backend="numpy"``.
 
-Every public function checks its arguments with :func:`refimpl.validate.network_inputs` (the twin calls
+Every public function checks its arguments with :func:`refimpl.inputs.network_inputs` (the twin calls
 the same function, so both backends refuse the same input with the same one-line InputError; the
 conversion rule is :mod:`refimpl.validate`'s) and runs the unchecked passes ``_embed``, ``_forward``,
 ``_cross_entropy``, ``_backward`` — which is also how :func:`loss_and_grads`, :func:`sgd_step` and
@@ -28,6 +28,7 @@ a non-finite loss, the trainer's signal).
 import numpy as np
 
 from refimpl import validate
+from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse import layernorm as ln
 
 
@@ -43,7 +44,7 @@ def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     -------
     E : ndarray of shape (N, L, d), E[n, ℓ] = w_{tokens[n, ℓ]}.
     """
-    W, _, tokens, _, _, _ = validate.network_inputs(W, None, tokens)
+    W, _, tokens, _, _, _ = inputs.network_inputs(W, None, tokens)
     return _embed(W, tokens)
 
 
@@ -64,7 +65,7 @@ def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool
     scores : ndarray of shape (N, K)
     cache : what :func:`backward` needs.
     """
-    W, U, tokens, _, layernorm, eps = validate.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
+    W, U, tokens, _, layernorm, eps = inputs.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
     return _forward(W, U, tokens, layernorm, eps)
 
 
@@ -92,7 +93,7 @@ def cross_entropy(scores: np.ndarray, labels: np.ndarray):
     loss : float, the mean over the N rows.
     dscores : ndarray of shape (N, K), (softmax(scores) − onehot(labels)) / N.
     """
-    return _cross_entropy(*validate.score_inputs(scores, labels))
+    return _cross_entropy(*inputs.score_inputs(scores, labels))
 
 
 def _cross_entropy(scores, labels):
@@ -155,7 +156,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     dW : ndarray of shape (d, nw); dU : ndarray of shape (K, L·d).
     """
     backend = validate.backend(backend)
-    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+    W, U, tokens, labels, layernorm, eps = inputs.network_inputs(W, U, tokens, labels, layernorm=layernorm,
                                                                    eps=eps)
     lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
     if backend == "numba":
@@ -180,7 +181,7 @@ def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False,
     loss : float, the batch-mean cross-entropy *before* the step (without the λ terms).
     correct : int, how many rows of the batch were classified correctly before the step.
     """
-    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+    W, U, tokens, labels, layernorm, eps = inputs.network_inputs(W, U, tokens, labels, layernorm=layernorm,
                                                                    eps=eps, inplace=True)
     lr = validate.positive_number("lr", lr)
     lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
@@ -195,7 +196,7 @@ def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False,
 
 def predict(W, U, tokens, *, layernorm=False, eps=0.0, batch: int = 1000) -> np.ndarray:
     """Predicted class argmax_k h(x)_k for each sentence, in batches. Returns ndarray of shape (N,)."""
-    W, U, tokens, _, layernorm, eps = validate.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
+    W, U, tokens, _, layernorm, eps = inputs.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
     batch = validate.positive_int("batch", batch)
     out = np.empty(len(tokens), dtype=np.int64)
     for i in range(0, len(tokens), batch):

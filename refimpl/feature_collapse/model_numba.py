@@ -27,7 +27,7 @@ options: a compiled function has one mode here.) The loops run in the dtype of t
 float32, so LLVM vectorizes them) with one reciprocal per row.
 
 The reference's passes (the last section) check their arguments as the reference does, with the same
-functions (:func:`refimpl.validate.network_inputs`, :func:`refimpl.validate.score_inputs`,
+functions (:func:`refimpl.inputs.network_inputs`, :func:`refimpl.inputs.score_inputs`,
 :func:`refimpl.validate.like`): the same input is refused with the same message, and the same conversion
 rule applies (float16, ints and lists become float64). The trainer's :func:`sgd_step_fused` and the
 in-place passes check nothing: they run millions of times on arrays the trainer made.
@@ -44,6 +44,7 @@ from refimpl import (
     compiled,  # noqa: F401  (Numba settings first)
     validate,
 )
+from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse.layernorm_numba import SUMS, phi_row, vjp_row
 
 _KERNEL = dict(cache=True, fastmath=SUMS, error_model="numpy")
@@ -260,7 +261,7 @@ class Cache:
 
 def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Embedding lookup W ζ(x) (eqs. 13–14). W (d, nw), tokens (N, L); returns E of shape (N, L, d)."""
-    W, _, tokens, _, _, _ = validate.network_inputs(W, None, tokens)
+    W, _, tokens, _, _, _ = inputs.network_inputs(W, None, tokens)
     Wt = _rows(W)                                                         # (nw, d)
     N, L = tokens.shape
     X = np.empty((N, L * Wt.shape[1]), Wt.dtype)                          # (N, L·d)
@@ -270,7 +271,7 @@ def embed(W: np.ndarray, tokens: np.ndarray) -> np.ndarray:
 
 def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool = False, eps: float = 0.0):
     """Scores h(x) (eq. 17) or h*(x) (eq. 18): returns (scores of shape (N, K), :class:`Cache`)."""
-    W, U, tokens, _, layernorm, eps = validate.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
+    W, U, tokens, _, layernorm, eps = inputs.network_inputs(W, U, tokens, layernorm=layernorm, eps=eps)
     N, L = tokens.shape
     Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
     ws = Workspace(N, L, Wt.shape[1], U.shape[0], Wt.dtype)
@@ -280,7 +281,7 @@ def forward(W: np.ndarray, U: np.ndarray, tokens: np.ndarray, *, layernorm: bool
 
 def cross_entropy(scores: np.ndarray, labels: np.ndarray):
     """Batch-mean softmax cross-entropy and dscores = (softmax − onehot)/N (twin of model.cross_entropy)."""
-    scores, labels = validate.score_inputs(scores, labels)
+    scores, labels = inputs.score_inputs(scores, labels)
     N = scores.shape[0]
     S = np.array(scores, order="C")                                       # (N, K), becomes dscores
     loss_rows, correct_rows, margin_rows = np.empty(N), np.empty(N, np.int64), np.empty(N)
@@ -312,7 +313,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     The weight decays ride on the passes: dU starts at λ_U·U and the GEMM adds dscoresᵀX (beta = 1);
     dWᵀ starts at λ_W·Wᵀ and the scatter adds dX.
     """
-    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+    W, U, tokens, labels, layernorm, eps = inputs.network_inputs(W, U, tokens, labels, layernorm=layernorm,
                                                                    eps=eps)
     lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)
     N, L = tokens.shape
@@ -332,7 +333,7 @@ def sgd_step(W, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm=False,
     Runs :func:`sgd_step_fused` on Wᵀ: in place when W is Fortran-ordered and U C-ordered (the trainer's
     layouts), else on copies written back.
     """
-    W, U, tokens, labels, layernorm, eps = validate.network_inputs(W, U, tokens, labels, layernorm=layernorm,
+    W, U, tokens, labels, layernorm, eps = inputs.network_inputs(W, U, tokens, labels, layernorm=layernorm,
                                                                    eps=eps, inplace=True)
     lr = validate.positive_number("lr", lr)
     lam_W, lam_U = validate.nonneg_number("lam_W", lam_W), validate.nonneg_number("lam_U", lam_U)

@@ -30,7 +30,7 @@ class RankConfig:
     Ls: tuple[int, ...] = option((1, 2, 3, 4, 5, 6), "numbers of weight matrices L")
     lam: float = option(1e-3, "weight decay λ")
     lr: float = option(0.1, "learning rate")
-    steps: int = option(200_000, "gradient steps, 20000))")
+    steps: int = option(200_000, "gradient steps (0: max(20/(lr·λ), 20000))")
     seeds: int = option(8, "runs, seeds 0..seeds−1")
     gain: float = option(0.5, "initialization scale")
     init: Literal["orthogonal", "gaussian"] = option("orthogonal", "initialization")

@@ -38,31 +38,35 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
-def _strict(x):
-    """`x` with NumPy values converted and every non-finite float replaced by None (JSON null)."""
+def _strict(x, digits: int | None = None):
+    """`x` with NumPy values converted, every non-finite float replaced by None (JSON null) and, with
+    `digits`, every float rounded to that many significant digits."""
     if isinstance(x, dict):
-        return {str(k): _strict(v) for k, v in x.items()}
+        return {str(k): _strict(v, digits) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_strict(v) for v in x]
+        return [_strict(v, digits) for v in x]
     if isinstance(x, np.ndarray):
-        return _strict(x.tolist())
+        return _strict(x.tolist(), digits)
     if isinstance(x, np.generic):
-        return _strict(x.item())
+        return _strict(x.item(), digits)
     if isinstance(x, float):
-        return x if math.isfinite(x) else None
+        if not math.isfinite(x):
+            return None
+        return float(f"{x:.{digits}g}") if digits else x
     if isinstance(x, Path):
         return str(x)
     return x
 
 
-def dumps(obj, indent: int | None = 2) -> str:
-    """Strict JSON text of `obj` (NumPy values converted, NaN and ±inf as null)."""
-    return json.dumps(_strict(obj), indent=indent, allow_nan=False)
+def dumps(obj, indent: int | None = 2, digits: int | None = None) -> str:
+    """Strict JSON text of `obj` (NumPy values converted, NaN and ±inf as null; floats to `digits`
+    significant digits when given)."""
+    return json.dumps(_strict(obj, digits), indent=indent, allow_nan=False)
 
 
-def write_json(path, obj) -> Path:
-    """Write `obj` as indented strict JSON atomically."""
-    text = dumps(obj) + "\n"
+def write_json(path, obj, digits: int | None = None) -> Path:
+    """Write `obj` as indented strict JSON atomically (floats to `digits` significant digits when given)."""
+    text = dumps(obj, digits=digits) + "\n"
     return _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 

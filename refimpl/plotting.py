@@ -15,6 +15,12 @@ KIND_COLORS = {"DNC": "tab:blue", "low rank": "tab:red", "zero": "tab:gray", "ot
                "diverged": "black"}
 
 
+# The committed records keep 12 significant digits: the last digits of a float64 result (a PCA's σ3, say)
+# change with the number of BLAS threads, and 12 digits keep a regenerated record byte-identical on one
+# machine whatever its thread count (a float32 run's own noise is near the 7th digit).
+FIGURE_DIGITS = 12
+
+
 def concept_colors(concepts):
     """One color per point from its concept index (the authors' blue / red / green for nc = 3)."""
     return [CONCEPT_COLORS[int(a) % len(CONCEPT_COLORS)] for a in concepts]
@@ -31,8 +37,8 @@ def close(fig) -> None:
 
 
 def save_figure(out_dir, name: str, fig, summary: dict):
-    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic, strict JSON), the
-    figure closed.
+    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic, strict JSON, floats to
+    :data:`FIGURE_DIGITS` significant digits), the figure closed.
 
     Machine-dependent numbers (wall times) go under ``summary["timing"]``: they are written to a separate
     ``out_dir/name.timing.json`` (git-ignored), so that regenerating a committed figure with the same seed on
@@ -43,7 +49,7 @@ def save_figure(out_dir, name: str, fig, summary: dict):
         png = fileio.save_png(out_dir / f"{name}.png", fig)
     finally:
         close(fig)
-    fileio.write_json(out_dir / f"{name}.json", record)
+    fileio.write_json(out_dir / f"{name}.json", record, digits=FIGURE_DIGITS)
     if "timing" in summary:
         fileio.write_json(out_dir / f"{name}.timing.json", summary["timing"])
     return png

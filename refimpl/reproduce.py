@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl import fileio, registry, report, runstore, tasks, validate
+from refimpl import fileio, plotting, registry, report, runstore, tasks, validate
 from refimpl.errors import InputError, require
 from refimpl.feature_collapse import experiment, theory, verify
 from refimpl.feature_collapse.settings import PREDICTIONS, PRESETS
@@ -143,7 +143,7 @@ def run(cfg: ReproduceConfig, ctx) -> dict:
         records["predict"] = [_predictions()]
     seeds = report.seeds_table(records, [n for n in PRESETS if n in records])
     if seeds:
-        fileio.write_json(cfg.out_dir() / "seeds.json", {"figures": seeds})
+        fileio.write_json(cfg.out_dir() / "seeds.json", {"figures": seeds}, digits=plotting.FIGURE_DIGITS)
     rows = report.compare(records)
     text = report.render(_preamble(), rows, seeds, report.extra_sections(records))
     fileio.write_text(cfg.report_path(), text)
@@ -211,5 +211,5 @@ def figure_assemble(name: str, config, runs, ctx) -> dict:
     """Write the stored PNG and JSON of a one-piece figure."""
     record, png = runs[0].record, runs[0].arrays["png"]
     fileio.write_bytes(ctx.out_dir / f"{name}.png", png.tobytes())
-    fileio.write_json(ctx.out_dir / f"{name}.json", record)
+    fileio.write_json(ctx.out_dir / f"{name}.json", record, digits=plotting.FIGURE_DIGITS)
     return record

@@ -216,16 +216,26 @@ def extra_sections(records: dict[str, list[dict]]) -> list[str]:
     if rows:
         out += ["## The persistence of neural collapse (the DUFM)", "",
                 "| claim | paper | ours | verdict |", "|---|---|---|---|", *rows, ""]
-    for name, key, what in (("dufm-rank", "per_L", "median numerical rank of the trained Z"),
-                            ("dufm-prevalence", "dnc_counts", "runs ending at DNC")):
-        rec = (records.get(name) or [None])[0]
-        if rec and key in rec:
-            out += [f"`{name}` ({what}): `{_oneline(rec[key], name)}`", ""]
+    rank = (records.get("dufm-rank") or [None])[0]
+    if rank and "per_L" in rank:
+        ranks = ", ".join(f"L={L}: {v.get('median_rank')}" for L, v in rank["per_L"].items())
+        out += [f"`dufm-rank` (median numerical rank of the trained Z): `{ranks}`", ""]
+    cells = [c for c in records.get("dufm-prevalence") or [] if "dnc" in c]
+    if cells:
+        out += prevalence_table(cells)
     return out
 
 
-def _oneline(value, name: str) -> str:
-    """A figure's table on one line."""
-    if name == "dufm-rank":
-        return ", ".join(f"L={L}: {v.get('median_rank')}" for L, v in value.items())
-    return ", ".join(f"λ={k}: {v}" for k, v in value.items())
+def prevalence_table(cells: list[dict]) -> list[str]:
+    """`dufm-prevalence`'s cells (one record per (λ, lr, d)) as a table: runs ending at DNC, per λ and lr
+    (rows) and width d (columns)."""
+    ds = sorted({c["d"] for c in cells})
+    by = {(c["lam"], c["lr"], c["d"]): c for c in cells}
+    rows = sorted({(c["lam"], c["lr"]) for c in cells})
+    runs = sorted({c["runs"] for c in cells})
+    out = [f"`dufm-prevalence` (runs ending at DNC, of {'/'.join(map(str, runs))} per cell):", "",
+           "| λ | lr | " + " | ".join(f"d = {d}" for d in ds) + " |", "|---|---|" + "---|" * len(ds)]
+    for lam, lr in rows:
+        counts = [str(by[(lam, lr, d)]["dnc"]) if (lam, lr, d) in by else "—" for d in ds]
+        out.append(f"| {lam:g} | {lr:g} | " + " | ".join(counts) + " |")
+    return out + [""]

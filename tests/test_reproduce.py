@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -120,3 +121,21 @@ def test_verdicts_agree_and_differ_on_planted_numbers():
     assert math.isclose(good[0]["ours"]["mean"], 0.45) and good[0]["ours"]["n"] == 2
     rel = next(r for r in report.PUBLISHED if r.relative)                 # σ1 of figure 3 within 5%
     assert report.agrees(rel, rel.paper * 1.049) and not report.agrees(rel, rel.paper * 1.051)
+
+
+def test_every_committed_json_is_strict():
+    """The committed figures' records and seeds table, as a strict parser reads them."""
+    root = Path(__file__).resolve().parents[1] / "figures"
+    paths = sorted(root.glob("*.json"))
+    assert paths, f"no JSON in {root}"
+    for path in paths:
+        strict_json(path.read_text())
+
+
+def test_the_report_tabulates_the_prevalence_cells():
+    cells = [{"lam": lam, "lr": lr, "d": d, "dnc": dnc, "runs": 16}
+             for (lam, lr, d, dnc) in [(1e-4, 0.1, 10, 0), (1e-4, 0.1, 80, 16), (1e-3, 1.0, 10, 2)]]
+    text = "\n".join(report.extra_sections({"dufm-prevalence": cells}))
+    assert "| λ | lr | d = 10 | d = 80 |" in text
+    assert "| 0.0001 | 0.1 | 0 | 16 |" in text and "| 0.001 | 1 | 2 | — |" in text
+    assert "of 16 per cell" in text

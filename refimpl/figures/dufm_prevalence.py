@@ -145,7 +145,9 @@ def draw_prevalence(cfg: PrevalenceConfig, by: dict, optima: dict, ratio: dict, 
     twin.set_ylabel(f"orbit-dimension ratio R(d) (Theorem 5, r = {r_lr})")
     ax0.legend(loc="upper left", fontsize=6, ncol=1)
     twin.legend(loc="lower right", fontsize=7)
-    ax0.set_title(f"K={cfg.K}, L={cfg.L}, {cfg.seeds} seeds per point; color λ, marker lr", fontsize=9)
+    same = all(len({by[(lam, lr, d)]["dnc"] for lr in cfg.lrs}) == 1 for lam in cfg.lams for d in cfg.ds)
+    note = "\nthe lines of the lrs coincide: equal counts" if same and len(cfg.lrs) > 1 else ""
+    ax0.set_title(f"K={cfg.K}, L={cfg.L}, {cfg.seeds} seeds per point; color λ, marker lr{note}", fontsize=9)
     groups = [(lam, lr) for lam in cfg.lams for lr in cfg.lrs]
     width_ = 0.8 / len(groups)
     for g, (lam, lr) in enumerate(groups):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
+from refimpl import fileio, plotting
 from refimpl.dufm import model, orbits, structures
 from refimpl.dufm import train as tr
 from refimpl.figures import dufm_prevalence, dufm_rank, dufm_relu
@@ -54,7 +55,7 @@ def test_run_rank_small(tmp_path):
     cfg = dufm_rank.RankConfig(K=4, d=5, Ls=(1, 3), lam=1e-2, lr=1.0, steps=3000, seeds=2, gain=1.0)
     summary = dufm_rank.run_rank(cfg, _ctx(tmp_path))
     saved = _saved(tmp_path, "dufm-rank")
-    assert saved["per_L"] == json.loads(json.dumps(summary["per_L"]))
+    assert saved["per_L"] == json.loads(fileio.dumps(summary["per_L"], digits=plotting.FIGURE_DIGITS))
     assert {"figure", "config", "seeds", "rank_tol", "per_L", "trial_ranks"} <= saved.keys()
     assert saved["config"]["Ls"] == [1, 3] and saved["seeds"] == [0, 1] and "timing" not in saved
     for L, info in ((int(k), v) for k, v in saved["per_L"].items()):
@@ -88,12 +89,15 @@ def test_run_prevalence_small(tmp_path):
     assert {"figure", "config", "seeds", "cells", "optima", "dnc_counts", "orbit_ratio_r", "orbit_ratio",
             "earlier_dnc_counts_lr1"} <= saved.keys() and "timing" not in saved
     assert len(saved["cells"]) == 4 and summary["dnc_counts"] == saved["dnc_counts"]
+    # the file holds the summary at the committed records' 12 significant digits
+    assert saved == json.loads(fileio.dumps({k: v for k, v in summary.items() if k != "timing"},
+                                            digits=plotting.FIGURE_DIGITS))
     for cell in saved["cells"]:
         share = cell["dnc"] / cell["runs"]
         assert cell["runs"] == 3 and 0.0 <= share <= 1.0
         assert cell["dnc"] == sum(end == "DNC" for end in cell["ends"])
         best = ufm_dnc_optimum(K, cell["lam"])
-        assert saved["optima"][str(cell["lam"])]["dnc"] == pytest.approx(best, rel=1e-12)
+        assert summary["optima"][str(cell["lam"])]["dnc"] == pytest.approx(best, rel=1e-12)
         # L = 1: DNC is the global optimum; all runs end there, no loss below it
         assert cell["ends"] == ["DNC"] * 3 and np.all(np.array(cell["loss"]) >= best - 1e-12)
     for lam in cfg.lams:
@@ -106,7 +110,7 @@ def test_run_prevalence_small(tmp_path):
         dims = [orbits.orbit_dimension(structures.balanced_params(2.0 * X(K), L, d,
                                                                   rng=np.random.default_rng(d)))
                 for X in (structures.dnc_matrix, structures.lr_matrix)]
-        assert saved["orbit_ratio"][str(d)] == pytest.approx(dims[0] / dims[1], rel=1e-12)
+        assert summary["orbit_ratio"][str(d)] == pytest.approx(dims[0] / dims[1], rel=1e-12)
 
 
 def even_lr_optimum(K, L, lam):

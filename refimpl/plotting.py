@@ -36,9 +36,15 @@ def close(fig) -> None:
     plt.close(fig)
 
 
+def write_record(path, record: dict):
+    """Write a committed record (a figure's JSON, the seeds table): atomic strict JSON, floats to
+    :data:`FIGURE_DIGITS` significant digits."""
+    return fileio.write_json(path, record, digits=FIGURE_DIGITS)
+
+
 def save_figure(out_dir, name: str, fig, summary: dict):
-    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic, strict JSON, floats to
-    :data:`FIGURE_DIGITS` significant digits), the figure closed.
+    """The figure writer: ``out_dir/name.png`` and ``out_dir/name.json`` (each atomic; the JSON by
+    :func:`write_record`), the figure closed.
 
     Machine-dependent numbers (wall times) go under ``summary["timing"]``: they are written to a separate
     ``out_dir/name.timing.json`` (git-ignored), so that regenerating a committed figure with the same seed on
@@ -49,7 +55,7 @@ def save_figure(out_dir, name: str, fig, summary: dict):
         png = fileio.save_png(out_dir / f"{name}.png", fig)
     finally:
         close(fig)
-    fileio.write_json(out_dir / f"{name}.json", record, digits=FIGURE_DIGITS)
+    write_record(out_dir / f"{name}.json", record)
     if "timing" in summary:
         fileio.write_json(out_dir / f"{name}.timing.json", summary["timing"])
     return png

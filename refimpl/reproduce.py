@@ -143,7 +143,7 @@ def run(cfg: ReproduceConfig, ctx) -> dict:
         records["predict"] = [_predictions()]
     seeds = report.seeds_table(records, [n for n in PRESETS if n in records])
     if seeds:
-        fileio.write_json(cfg.out_dir() / "seeds.json", {"figures": seeds}, digits=plotting.FIGURE_DIGITS)
+        plotting.write_record(cfg.out_dir() / "seeds.json", {"figures": seeds})
     rows = report.compare(records)
     text = report.render(_preamble(), rows, seeds, report.extra_sections(records))
     fileio.write_text(cfg.report_path(), text)
@@ -211,5 +211,5 @@ def figure_assemble(name: str, config, runs, ctx) -> dict:
     """Write the stored PNG and JSON of a one-piece figure."""
     record, png = runs[0].record, runs[0].arrays["png"]
     fileio.write_bytes(ctx.out_dir / f"{name}.png", png.tobytes())
-    fileio.write_json(ctx.out_dir / f"{name}.json", record, digits=plotting.FIGURE_DIGITS)
+    plotting.write_record(ctx.out_dir / f"{name}.json", record)
     return record

@@ -48,6 +48,7 @@ from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse.layernorm_numba import SUMS, phi_row, vjp_row
 
 _KERNEL = dict(cache=True, fastmath=SUMS, error_model="numpy")
+GEMMS_ALPHA_SCALE = 2.0**-60   # sgd_step_gemms' U update: α = −lr·GEMMS_ALPHA_SCALE (see there)
 
 
 def _rows(W):
@@ -239,11 +240,18 @@ def sgd_step_fused(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm
 
 
 def sgd_step_gemms(U, ws, *, lr, lam_U=0.0):
-    """The three GEMMs of :func:`sgd_step_fused` alone: the same calls on the same buffers (ws after a
-    step), for timing the step against its GEMMs. Updates U as the step does (with ws.S as dscores)."""
+    """The three GEMMs of :func:`sgd_step_fused` alone: the same calls, shapes, transposes and buffers (ws
+    after a step), for timing the step against its GEMMs.
+
+    Here ws.S holds the scores X Uᵀ, not dscores, so the step's update (α = −lr) repeated with it would be
+    U ← U(I − lr·XᵀX)-like: it grows U by orders of magnitude per call and fills it with inf and NaN within
+    a few calls. The U GEMM therefore runs with α = −lr·GEMMS_ALPHA_SCALE (nonzero, so BLAS does the
+    product; far too small to change U beyond its β = 1 − lr·λ_U decay, and far above the subnormals):
+    U, S and dX stay the finite numbers of a training run, as the steps timed beside these GEMMs need.
+    """
     _scores_gemm(ws.X, U, ws.S)
     _dX_gemm(ws.S, U, ws.dX)
-    _U_gemm(ws.S, ws.X, U, -lr, 1.0 - lr * lam_U)
+    _U_gemm(ws.S, ws.X, U, -lr * GEMMS_ALPHA_SCALE, 1.0 - lr * lam_U)
 
 
 # ---- the reference's passes, one to one ------------------------------------------------------------------

@@ -229,8 +229,8 @@ def test_cross_entropy_counts_a_tie_as_the_first_maximum(dtype):
 @dtypes
 @networks
 def test_sgd_step_gemms_are_the_steps_three_products(dtype, ln, rng):
-    """After a step, sgd_step_gemms recomputes S = X Uᵀ, dX = S U and U ← (1 − lr·λ_U)U − lr·SᵀX on the
-    step's own buffers (what bench sgd times as the step's GEMMs)."""
+    """After a step, sgd_step_gemms recomputes S = X Uᵀ, dX = S U and U ← (1 − lr·λ_U)U − lr·2^-60·SᵀX on
+    the step's own buffers (what bench sgd times as the step's GEMMs)."""
     W, U, tokens, labels = _problem(rng, dtype, *SHAPES[4])
     kw = dict(lr=0.1, lam_W=0.0, lam_U=0.02, layernorm=ln, eps=1e-5)
     ws = model_numba.sgd_step_fused(np.asfortranarray(W).T, U, tokens, labels, **kw)[2]
@@ -239,8 +239,25 @@ def test_sgd_step_gemms_are_the_steps_three_products(dtype, ln, rng):
     S = X @ U0.T                                                          # (N, K)
     assert_close(ws.S, S, TOL[dtype], "S = X Uᵀ")
     assert_close(ws.dX, ws.S.astype(np.float64) @ U0, TOL[dtype], "dX = S U")
-    want_U = (1 - kw["lr"] * kw["lam_U"]) * U0 - kw["lr"] * ws.S.astype(np.float64).T @ X
+    want_U = (1 - kw["lr"] * kw["lam_U"]) * U0 - kw["lr"] * 2.0**-60 * ws.S.astype(np.float64).T @ X
     assert_close(U, want_U, TOL[dtype], "U after its GEMM")
+
+
+@dtypes
+def test_sgd_step_gemms_repeated_leave_the_training_state_finite(dtype, rng):
+    """bench sgd alternates steps with hundreds of calls of sgd_step_gemms on the same U and buffers: with
+    the step's own α = −lr, S = X Uᵀ used as dscores blew U up to inf within a few calls (every step
+    timed after that ran on NaN). Now 300 calls only decay U by β³⁰⁰ and the next step's loss is finite."""
+    W, U, tokens, labels = _problem(rng, dtype, *SHAPES[4])
+    kw = dict(lr=0.1, lam_W=0.0, lam_U=1e-3, layernorm=True, eps=1e-5)
+    Wt = np.asfortranarray(W).T
+    ws = model_numba.sgd_step_fused(Wt, U, tokens, labels, **kw)[2]
+    U0 = U.astype(np.float64)
+    for _ in range(300):
+        model_numba.sgd_step_gemms(U, ws, lr=kw["lr"], lam_U=kw["lam_U"])
+    assert_close(U, (1 - kw["lr"] * kw["lam_U"]) ** 300 * U0, 1e-4, "U after 300 GEMM rounds")
+    loss, _, _ = model_numba.sgd_step_fused(Wt, U, tokens, labels, ws=ws, **kw)
+    assert np.isfinite(loss) and np.all(np.isfinite(U))
 
 
 @pytest.mark.parametrize("name", [pytest.param("openblas"), pytest.param("mkl", marks=pytest.mark.skipif(

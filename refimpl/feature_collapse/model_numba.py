@@ -230,13 +230,14 @@ def sgd_step_fused(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm
     ws = Workspace.get(ws, N, L, Wt.shape[1], U.shape[0], Wt.dtype)
     S = _scores(Wt, U, tokens, layernorm, eps, ws)                        # (N, K)
     cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # S ← dscores
+    loss, correct = float(ws.loss_rows.mean()), int(ws.correct_rows.sum())  # now, while they are in cache
     _dX_gemm(S, U, ws.dX)                                                 # uses U before its update
     _U_gemm(S, ws.X, U, -lr, 1.0 - lr * lam_U)                            # U ← (1−lr·λ_U)U − lr·dscoresᵀX
     if lam_W:
         Wt *= 1.0 - lr * lam_W
     layernorm_backward_scatter_add(Wt, tokens, ws.dX, ws.X, ws.sigma, layernorm,
                                    Wt.dtype.type(-lr))                    # W ← W − lr·dW, word by word
-    return float(ws.loss_rows.mean()), int(ws.correct_rows.sum()), ws
+    return loss, correct, ws
 
 
 def sgd_step_gemms(U, ws, *, lr, lam_U=0.0):

@@ -24,17 +24,23 @@ E[w, ℓ, k] = exp(S[k, ℓ, w] − c_{ℓ,w}) ∈ [0, 1] (K·L·nw exponentials
 
 — one logarithm per sentence, no exponential, and every term of the last sum is ≥ 0.
 
+**What needs no enumeration.** D(x) = Π_ℓ µ_{β_ℓ}, so for any f of one position Σ_{x ∈ X_j} D(x) f(x_ℓ) =
+Σ_β µ_β f(z_{j,ℓ}, β): the last sum's share of R0 is Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) / K, and the
+1{k=j} part of Φ is Φ[w, j, ℓ] = µ_β / K for w = (z_{j,ℓ}, β) — K·L·sc terms each (``_closed_forms``).
+The walk below only computes Σ_x D(x) log s(x) and Φ's −q part.
+
 **Odometer and prefix products.** Class j's sentences are the leaves of a tree whose level ℓ picks β_ℓ.
 The walk goes block by block: a block is the sc² sentences that share x_1..x_{L−2}, i.e. sc groups
-(x_{L−1}) of sc leaves (x_L). Per depth the walk keeps P_ℓ = Π_{ℓ'≤ℓ} E[x_ℓ', ℓ'], D's prefix product and
-the prefix sum of c − S_j; when digit ℓ changes only depths ≥ ℓ are recomputed (K multiplications each).
+(x_{L−1}) of sc leaves (x_L). Per depth the walk keeps P_ℓ = Π_{ℓ'≤ℓ} E[x_ℓ', ℓ'] and D's prefix
+product; when digit ℓ changes only depths ≥ ℓ are recomputed (K multiplications each).
 A group's prefix Q = P_{L−2} ∘ E[x_{L−1}, L−1]; a leaf's s = Q·E[x_L, L] (K multiply-adds).
 
-**Φ by subtree sums.** g(x)_k = (1{k=j} − q_k(x)) D(x)/K goes into Φ[x_ℓ, :, ℓ] for every ℓ (eq. 130).
-In a block q_k(x) = Q_{g,k} E[w_b, L, k] / s_{g,b}; with F[g, b] = D_{g,b} / (K s_{g,b}),
+**Φ by subtree sums.** g(x)_k = (1{k=j} − q_k(x)) D(x)/K goes into Φ[x_ℓ, :, ℓ] for every ℓ (eq. 130);
+its 1{k=j} part is closed-form (above). In a block q_k(x) = Q_{g,k} E[w_b, L, k] / s_{g,b}; with
+F[g, b] = D_{g,b} / (K s_{g,b}), the −q part sums as
 
-    Σ_b g_k  = 1{k=j} Σ_b D_{g,b}/K − Q_{g,k} Σ_b F[g, b] E[w_b, L, k]        (group g, into Φ's row x_{L−1})
-    Φ[w, k, L] = (Σ D/K) 1{k=j} − E[w, L, k] Σ_{groups} F[g, b] Q_{g,k}      (summed per word, applied once)
+    −Σ_b q_k D_{g,b}/K = −Q_{g,k} Σ_b F[g, b] E[w_b, L, k]                    (group g, into Φ's row x_{L−1})
+    −Σ q_k D/K over leaves w = −E[w, L, k] Σ_{groups} F[g, b] Q_{g,k}         (summed per word, applied once)
 
 A block's Σ goes to Φ's row of depth L − 2 and to its parent's running sum; a depth's running sum goes
 to Φ and to its parent's when its digit changes. Groups and leaves are taken four by four (zero weights
@@ -45,7 +51,7 @@ cost O(K²·sc^L·L).
 
 **Underflow.** e_k ≤ 1, so nothing overflows; s(x) underflows only when the positions' maxima disagree by
 ~700 (C(x) − max_k h(x)_k ≳ 700). A leaf with s < 2^-960 (or NaN) is redone in the log domain as the
-reference does it (scores summed, max subtracted, K exponentials), and its g added directly.
+reference does it (scores summed, max subtracted, K exponentials), and its −q·D/K added directly.
 
 **Floating point.** ``_block`` (with the loops it inlines: ``_dot4``, ``_group_totals``, ``_leaf_rows``) is
 compiled with fastmath {reassoc, contract} only: its K-long sums vectorize and multiply-adds fuse, so their
@@ -63,6 +69,7 @@ takes the log-domain path for every sentence.
 """
 
 import functools
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -90,7 +97,8 @@ def _threads_for(work: int) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """A pool of `threads` threads, kept between calls (chunks release the GIL)."""
+    """A pool of `threads` threads (the helpers of the calling thread), kept between calls (chunks
+    release the GIL)."""
     return ThreadPoolExecutor(threads, thread_name_prefix="exact_numba")
 
 
@@ -188,58 +196,56 @@ def _leaf_rows(Q, F, g0, b0, ws, bw):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _block(E, St, c, Z, mu, j, P, Dn, Hn, up, Q, F, Ssum, A, phi, bw):
-    """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn, Hn:
-    prefixes of D and of c − S_j; up = (the block's word at depth L−3, or a sink row, and its parent's
-    running sum)). Returns (Σ D·loss over its leaves with s ≥ SMALLEST_SUM, how many have s below).
-    Adds g to Φ's rows of depths L (the −q part via bw), L−1 and L−2 and to A[up[1]], except the −q part
-    of the log-domain leaves (:func:`_block_log_domain` adds it). Calls nothing (all inlined)."""
+def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, A, phi, bw):
+    """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn: D's
+    prefix; up = (the block's word at depth L−3, or a sink row, and its parent's running sum); mu2 (scp,
+    scp) = µ_g µ_b, zero past sc). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many
+    leaves have s below). Adds the −q part of g to Φ's rows of depths L (via bw), L−1 and L−2 and to
+    A[up[1]], except for the log-domain leaves (:func:`_block_log_domain` adds theirs). Calls nothing."""
     K, L = Z.shape
-    nw, sc, M, Kp = St.shape[0], mu.shape[0], L - 1, Q.shape[1]
-    z1, z2, risk, fell = Z[j, M - 1] * sc, Z[j, M] * sc, 0.0, 0
-    x, a = up
+    nw, sc, M, Kp = E.shape[0] - (BLOCK - 1), mu.shape[0], L - 1, Q.shape[1]
+    scp = F.shape[1]
+    z1, z2 = Z[j, M - 1] * sc, Z[j, M] * sc
     for g in range(sc):
         w1 = z1 + g
         for k in range(Kp):
             Q[g, k] = P[M - 1, k] * E[w1, M - 1, k]                       # Π_{ℓ ≤ L−1} E[x_ℓ, ℓ, k]
-        D1, H1, dsum = Dn * mu[g], Hn + (c[w1, M - 1] - St[w1, M - 1, j]), 0.0
         for b0 in range(0, sc, BLOCK):
             w0, w1_, w2, w3 = _four(z2, b0, sc, nw)
             s0, s1, s2, s3 = _dot4(Q, g, E, M, w0, w1_, w2, w3)           # s(x) for four leaves
-            for i in range(min(BLOCK, sc - b0)):                          # (a tuple indexed by i would
-                s = s0 if i == 0 else s1 if i == 1 else s2 if i == 2 else s3  # bring reference counting in)
-                b, w = b0 + i, z2 + b0 + i
-                D = D1 * mu[b]
-                phi[w, M, j] += D / K                                     # the 1{k=j} D/K part of g
-                dsum += D
-                Ssum[g, b], F[g, b] = s, 0.0
-                if s >= SMALLEST_SUM:
-                    risk += D * (np.log(s) + H1 + (c[w, M] - St[w, M, j]))  # D(x)·ℓ(h(x), j)
-                    F[g, b] = D / (K * s)                                 # q_k D/K = f P_k E[w, L, k]
-                else:
-                    fell += 1
-        phi[w1, M - 1, j] += dsum / K                                     # the 1{k=j} part of Σ g
-        phi[x, max(M - 2, 0), j] += dsum / K
-        A[a, j] += dsum / K
+            Ssum[g, b0], Ssum[g, b0 + 1], Ssum[g, b0 + 2], Ssum[g, b0 + 3] = s0, s1, s2, s3
+    risk, fell = 0.0, 0
+    for g in range(sc):                                                   # the leaves, F and D·log s
+        for b in range(scp):
+            s, D = Ssum[g, b], Dn * mu2[g, b]
+            if s >= SMALLEST_SUM:
+                risk += D * np.log(s)                                     # D(x)·log s(x)
+                F[g, b] = D / (K * s)                                     # q_k D/K = F P_k E[w, L, k]
+            else:
+                F[g, b] = 0.0
+                fell += 1
     for g0 in range(0, sc, BLOCK):
         xs = _four(z1, g0, sc, nw)
         for b0 in range(0, sc, BLOCK):
             ws = _four(z2, b0, sc, nw)
             _group_totals(Q, F, E, g0, b0, xs, ws, up, phi, A)
             _leaf_rows(Q, F, g0, b0, ws, bw)
-    return risk, fell
+    return risk, fell - sc * (scp - sc)                                   # padded leaves (s = 0) do not count
 
 
 @numba.njit(cache=True)
-def _log_domain(St, tok, j, K, g, phi, w, l, extra, y):
+def _log_domain(St, c, tok, j, K, g, phi, w, l, extra, y):
     """Sentence tok of class j as the reference computes it (scores summed, max subtracted, K exponentials):
-    returns ℓ(h(x), j) and adds −q(x)·g to Φ[w, :, l] and to `extra`."""
+    returns log s(x) = log Σ_k exp(h(x)_k − C(x)) = log Σ_k exp(h(x)_k − m) + (m − C(x)), m = max_k h(x)_k,
+    and adds −q(x)·g to Φ[w, :, l] and to `extra`."""
+    C = 0.0
     for k in range(K):
         y[k] = 0.0
     for i in range(tok.shape[0]):
+        C += c[tok[i], i]                                                 # C(x) = Σ_ℓ c_{ℓ, x_ℓ}
         for k in range(K):
             y[k] += St[tok[i], i, k]                                      # h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ]
-    yj, m, total = y[j], y[0], 0.0
+    m, total = y[0], 0.0
     for k in range(K):
         m = max(m, y[k])
     for k in range(K):
@@ -249,12 +255,12 @@ def _log_domain(St, tok, j, K, g, phi, w, l, extra, y):
         v = -y[k] / total * g                                             # −q_k(x) D(x)/K
         phi[w, l, k] += v
         extra[k] += v
-    return m + np.log(total) - yj
+    return np.log(total) + (m - C)
 
 
 @numba.njit(cache=True)
-def _block_log_domain(St, Z, mu, j, tok, Dn, up, Ssum, A, phi, extra, y):
-    """The block's leaves with s < SMALLEST_SUM (or NaN), in the log domain: returns their Σ D·loss and adds
+def _block_log_domain(St, c, Z, mu, j, tok, Dn, up, Ssum, A, phi, extra, y):
+    """The block's leaves with s < SMALLEST_SUM (or NaN), in the log domain: returns their Σ D·log s and adds
     their −q·D/K to Φ's rows of depths L, L−1 and L−2 and to A[up[1]]."""
     K, L = Z.shape
     sc, M = mu.shape[0], L - 1
@@ -265,7 +271,7 @@ def _block_log_domain(St, Z, mu, j, tok, Dn, up, Ssum, A, phi, extra, y):
             if not Ssum[g, b] >= SMALLEST_SUM:
                 tok[M] = Z[j, M] * sc + b
                 D = Dn * mu[g] * mu[b]
-                risk += D * _log_domain(St, tok, j, K, D / K, phi, tok[M], M, extra, y)
+                risk += D * _log_domain(St, c, tok, j, K, D / K, phi, tok[M], M, extra, y)
         for k in range(extra.shape[0]):
             phi[tok[M - 1], M - 1, k] += extra[k]
             phi[up[0], max(M - 2, 0), k] += extra[k]
@@ -275,8 +281,8 @@ def _block_log_domain(St, Z, mu, j, tok, Dn, up, Ssum, A, phi, extra, y):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _prefixes(E, St, c, Z, mu, j, beta, d0, tok, P, Dp, H):
-    """Depths d0..L−3 of the prefix state: P[d+1] = P[d]∘E[x_d, d], and D's and (c − S_j)'s prefixes."""
+def _prefixes(E, Z, mu, j, beta, d0, tok, P, Dp):
+    """Depths d0..L−3 of the prefix state: P[d+1] = P[d]∘E[x_d, d] and D's prefix Dp[d+1] = Dp[d]·µ_{β_d}."""
     sc = mu.shape[0]
     for d in range(d0, tok.shape[0] - 2):
         x = Z[j, d] * sc + beta[d]
@@ -284,7 +290,6 @@ def _prefixes(E, St, c, Z, mu, j, beta, d0, tok, P, Dp, H):
         for k in range(P.shape[1]):
             P[d + 1, k] = P[d, k] * E[x, d, k]
         Dp[d + 1] = Dp[d] * mu[beta[d]]
-        H[d + 1] = H[d] + (c[x, d] - St[x, d, j])
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -303,31 +308,32 @@ def _flush(phi, A, tok, d0):
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _chunk(E, St, c, Z, mu, b0, b1, phi, stats):
-    """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)) into phi (nw + 3, L, Kp), L ≥ 2.
-    Returns Σ D(x)·ℓ(h(x), j) over their sentences; stats[0] counts the log-domain ones."""
+def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
+    """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)): the −q parts of g into phi
+    (nw + 3, L, Kp), L ≥ 2. Returns Σ D(x)·log s(x) over their sentences; stats[0] counts the log-domain
+    ones. (The 1{k=j} parts of g and the Σ_ℓ (c − S_j) part of the loss are :func:`_closed_forms`'.)"""
     K, L = Z.shape
     nw, _, Kp = St.shape
     sc, M, scp = mu.shape[0], L - 1, -(-mu.shape[0] // BLOCK) * BLOCK
     P, A = np.zeros((L, Kp)), np.zeros((L, Kp))                           # prefix products, running Σ g
     P[0, :K] = 1.0
     Q, F, Ssum = np.zeros((scp, Kp)), np.zeros((scp, scp)), np.zeros((scp, scp))  # a block's P, f and s
-    Dp, H = np.ones(L), np.zeros(L)                                       # prefixes of D and of c − S_j
+    Dp = np.ones(L)                                                       # prefixes of D
     bw, extra, y = np.zeros((nw + BLOCK - 1, Kp)), np.zeros(Kp), np.empty(Kp)
     tok, beta = np.zeros(L, dtype=np.int64), np.zeros(L, dtype=np.int64)  # (L,) words, digits
     j, code = b0 // sc ** (M - 1), b0 % sc ** (M - 1)
     for d in range(M - 2, -1, -1):
         beta[d] = code % sc
         code //= sc
-    _prefixes(E, St, c, Z, mu, j, beta, 0, tok, P, Dp, H)
+    _prefixes(E, Z, mu, j, beta, 0, tok, P, Dp)
     risk = 0.0
     for i in range(b0, b1):
         up = (tok[M - 2], M - 2) if M >= 2 else (nw, 0)                  # L = 2: the block is the class
-        r, fell = _block(E, St, c, Z, mu, j, P, Dp[M - 1], H[M - 1], up, Q, F, Ssum, A, phi, bw)
+        r, fell = _block(E, Z, mu, mu2, j, P, Dp[M - 1], up, Q, F, Ssum, A, phi, bw)
         risk += r
         if fell:
             stats[0] += fell
-            risk += _block_log_domain(St, Z, mu, j, tok, Dp[M - 1], up, Ssum, A, phi, extra, y)
+            risk += _block_log_domain(St, c, Z, mu, j, tok, Dp[M - 1], up, Ssum, A, phi, extra, y)
         d = M - 2                                                         # odometer step over the prefix
         while d >= 0:
             beta[d] += 1
@@ -339,7 +345,7 @@ def _chunk(E, St, c, Z, mu, b0, b1, phi, stats):
         if d < 0:
             j, d = j + 1, 0                                               # next class
         if i + 1 < b1:
-            _prefixes(E, St, c, Z, mu, j, beta, d, tok, P, Dp, H)
+            _prefixes(E, Z, mu, j, beta, d, tok, P, Dp)
     for w in range(nw):
         for k in range(Kp):
             phi[w, M, k] -= E[w, M, k] * bw[w, k]                         # Φ[w, k, L] −= E[w, L, k] Σ f P_k
@@ -347,8 +353,9 @@ def _chunk(E, St, c, Z, mu, b0, b1, phi, stats):
 
 
 @numba.njit(cache=True)
-def _chunk_one_word(St, Z, mu, b0, b1, phi):
-    """L = 1: classes b0..b1−1, each of sc one-word sentences, all in the log domain (the reference's way)."""
+def _chunk_one_word(St, c, Z, mu, b0, b1, phi):
+    """L = 1: classes b0..b1−1, each of sc one-word sentences, all in the log domain (the reference's way):
+    returns Σ D(x)·log s(x) and adds the −q parts of g to phi."""
     K = Z.shape[0]
     sc = mu.shape[0]
     tok, y, sink = np.zeros(1, dtype=np.int64), np.empty(St.shape[2]), np.zeros(St.shape[2])
@@ -357,30 +364,34 @@ def _chunk_one_word(St, Z, mu, b0, b1, phi):
         for b in range(sc):
             w = Z[j, 0] * sc + b
             tok[0] = w
-            phi[w, 0, j] += mu[b] / K
-            risk += mu[b] * _log_domain(St, tok, j, K, mu[b] / K, phi, w, 0, sink, y)
+            risk += mu[b] * _log_domain(St, c, tok, j, K, mu[b] / K, phi, w, 0, sink, y)
     return risk
 
 
 def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,), L ≥ 2.
-    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it."""
+    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: the calling
+    thread and threads − 1 pool threads take the next chunk from a shared counter until none is left."""
     nw, L, Kp = St.shape
     blocks = Z.shape[0] * mu.shape[0] ** (L - 2)
     risk = np.zeros(n_chunks)
     phi = np.zeros((n_chunks, nw + BLOCK - 1, L, Kp))                     # 3 sink rows for padded slots
     stats = np.zeros((n_chunks, 1), dtype=np.int64)
+    sc, scp = mu.shape[0], -(-mu.shape[0] // BLOCK) * BLOCK
+    mu2 = np.zeros((scp, scp))                                            # (scp, scp) µ_g µ_b, 0 past sc
+    mu2[:sc, :sc] = np.outer(mu, mu)
+    chunks = itertools.count()                                            # next() is atomic under the GIL
 
-    def run(i):
-        b0, b1 = blocks * i // n_chunks, blocks * (i + 1) // n_chunks
-        if b1 > b0:
-            risk[i] = _chunk(E, St, c, Z, mu, b0, b1, phi[i], stats[i])
+    def drain():
+        while (i := next(chunks)) < n_chunks:
+            b0, b1 = blocks * i // n_chunks, blocks * (i + 1) // n_chunks
+            if b1 > b0:
+                risk[i] = _chunk(E, St, c, Z, mu, mu2, b0, b1, phi[i], stats[i])
 
-    if threads > 1 and n_chunks > 1:
-        list(_pool(min(threads, n_chunks)).map(run, range(n_chunks)))
-    else:
-        for i in range(n_chunks):
-            run(i)
+    helpers = [_pool(threads - 1).submit(drain) for _ in range(min(threads, n_chunks) - 1)]
+    drain()
+    for helper in helpers:
+        helper.result()
     return risk, phi, stats[:, 0]
 
 
@@ -403,15 +414,34 @@ def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     Z = np.ascontiguousarray(Z, dtype=np.int64)
     mu = np.ascontiguousarray(mu, dtype=np.float64)
     sc = mu.shape[0]
-    St, c, E = _tables(np.ascontiguousarray(S, dtype=np.float64), _padded(K))
+    S = np.ascontiguousarray(S, dtype=np.float64)
+    St, c, E = _tables(S, _padded(K))
     if L == 1:                                                            # K·sc sentences: one chunk
         phi, stats = np.zeros((1, nw + BLOCK - 1, 1, St.shape[2])), np.array([K * sc])
-        risk = np.array([_chunk_one_word(St, Z, mu, 0, K, phi[0])])
+        risk = np.array([_chunk_one_word(St, c, Z, mu, 0, K, phi[0])])
     else:
         threads = _threads_for(K * sentence_count(K, sc, L))
         risk, phi, stats = _enumerate(E, St, c, Z, mu, n_chunks_for(K, sc, L, nw), threads)
     Phi = np.ascontiguousarray(phi[:, :nw, :, :K].sum(axis=0).transpose(0, 2, 1))  # (nw, K, L), in order
-    return float(risk.sum()) / K, Phi, int(stats.sum())
+    risk_H = _closed_forms(S, c, Z, mu, Phi)
+    return (float(risk.sum()) + risk_H) / K, Phi, int(stats.sum())
+
+
+@numba.njit(cache=True)
+def _closed_forms(S, c, Z, mu, Phi):
+    """The two parts of R0 and Φ that need no enumeration, since Σ_{x ∈ X_j} D(x) f(x_ℓ) = Σ_β µ_β f(z_{j,ℓ},
+    β) (D's other factors sum to 1): adds Φ's 1{k=j} part, Φ[w, j, ℓ] += µ_β/K for w = (z_{j,ℓ}, β), and
+    returns K times the loss's additive part, Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) (every term ≥ 0)."""
+    K, L, _ = S.shape
+    sc = mu.shape[0]
+    total = 0.0
+    for j in range(K):
+        for l in range(L):
+            for b in range(sc):
+                w = Z[j, l] * sc + b
+                Phi[w, j, l] += mu[b] / K
+                total += mu[b] * (c[w, l] - S[j, l, w])
+    return total
 
 
 def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):

@@ -69,7 +69,6 @@ takes the log-domain path for every sentence.
 """
 
 import functools
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -88,6 +87,9 @@ SERIAL_WORK = 2**20        # below K·(K·sc^L) units (≈ 0.5 ms on one core) t
 LANES = 8                  # classes are padded to a multiple of LANES (zero weight: E = 0 there)
 SMALLEST_SUM = 2.0**-960   # a leaf with s(x) below this (or NaN) is redone in the log domain
 BLOCK = 4                  # groups and leaves are handled four at a time (zero weights past sc)
+MANTISSA, ONE = (1 << 52) - 1, 1023 << 52    # a float64's mantissa bits; the exponent bits of 1.0
+SQRT2, LN2 = np.sqrt(2.0), np.log(2.0)
+A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11 = (1.0 / (2 * i + 1) for i in range(1, 12))  # atanh(f)/f = Σ f^2i/(2i+1)
 
 
 def _threads_for(work: int) -> int:
@@ -195,8 +197,41 @@ def _leaf_rows(Q, F, g0, b0, ws, bw):
         bw[w3, k] += ((f03 * q0 + f13 * q1) + f23 * q2) + f33 * q3
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _leaf_logs(Ssum, mu2, Dn, K, n, F, Mb):
+    """The first n leaves of a block (rows g < sc of the (scp, scp) tiles): F = D/(K s) and Σ D log s over
+    the leaves with s ≥ SMALLEST_SUM; returns (that sum, how many have s below or NaN). The logarithm is
+    written out so that the loop vectorizes: s = m·2^e with m ∈ [√½, √2) read from s's bits (through the
+    int64 scratch Mb), log m = 2 atanh(f) = 2f Σ_i f^2i/(2i+1), f = (m − 1)/(m + 1), |f| ≤ 0.1716,
+    summed to i = 11 (the next term is below 1e-20 relative), and log s = e·ln 2 + log m."""
+    size = Ssum.size
+    s_, F_, w_ = Ssum.reshape(size), F.reshape(size), mu2.reshape(size)   # (scp²,) flat views
+    bits = s_.view(np.int64)                                              # (n,) s's bits
+    m_ = Mb.view(np.float64)                                              # (n,) m ∈ [1, 2), then its log
+    for t in range(n):
+        Mb[t] = (bits[t] & MANTISSA) | ONE                                # m: s's mantissa, exponent 0
+    risk, fell = 0.0, 0
+    for t in range(n):
+        s, D = s_[t], Dn * w_[t]
+        e = np.float64(np.int32(bits[t] >> 52) - 1023)                    # s's exponent (s normal, > 0)
+        m = m_[t]
+        big = m > SQRT2
+        m = m * 0.5 if big else m
+        e = e + 1.0 if big else e
+        f = (m - 1.0) / (m + 1.0)
+        f2 = f * f
+        p = ((((((((((A11 * f2 + A10) * f2 + A9) * f2 + A8) * f2 + A7) * f2 + A6) * f2 + A5) * f2 + A4) * f2
+               + A3) * f2 + A2) * f2 + A1) * f2 + 1.0
+        logs = e * LN2 + 2.0 * f * p                                      # log s
+        ok = s >= SMALLEST_SUM                                            # False for NaN
+        risk += D * logs if ok else 0.0                                   # D(x)·log s(x)
+        F_[t] = D / (K * s) if ok else 0.0                                # q_k D/K = F P_k E[w, L, k]
+        fell += 0 if ok else 1
+    return risk, fell
+
+
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, A, phi, bw):
+def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, Mb, A, phi, bw):
     """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn: D's
     prefix; up = (the block's word at depth L−3, or a sink row, and its parent's running sum); mu2 (scp,
     scp) = µ_g µ_b, zero past sc). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many
@@ -214,16 +249,7 @@ def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, A, phi, bw):
             w0, w1_, w2, w3 = _four(z2, b0, sc, nw)
             s0, s1, s2, s3 = _dot4(Q, g, E, M, w0, w1_, w2, w3)           # s(x) for four leaves
             Ssum[g, b0], Ssum[g, b0 + 1], Ssum[g, b0 + 2], Ssum[g, b0 + 3] = s0, s1, s2, s3
-    risk, fell = 0.0, 0
-    for g in range(sc):                                                   # the leaves, F and D·log s
-        for b in range(scp):
-            s, D = Ssum[g, b], Dn * mu2[g, b]
-            if s >= SMALLEST_SUM:
-                risk += D * np.log(s)                                     # D(x)·log s(x)
-                F[g, b] = D / (K * s)                                     # q_k D/K = F P_k E[w, L, k]
-            else:
-                F[g, b] = 0.0
-                fell += 1
+    risk, fell = _leaf_logs(Ssum, mu2, Dn, K, sc * scp, F, Mb)
     for g0 in range(0, sc, BLOCK):
         xs = _four(z1, g0, sc, nw)
         for b0 in range(0, sc, BLOCK):
@@ -318,6 +344,7 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     P, A = np.zeros((L, Kp)), np.zeros((L, Kp))                           # prefix products, running Σ g
     P[0, :K] = 1.0
     Q, F, Ssum = np.zeros((scp, Kp)), np.zeros((scp, scp)), np.zeros((scp, scp))  # a block's P, f and s
+    Mb = np.zeros(scp * scp, dtype=np.int64)                              # the leaves' mantissas, as bits
     Dp = np.ones(L)                                                       # prefixes of D
     bw, extra, y = np.zeros((nw + BLOCK - 1, Kp)), np.zeros(Kp), np.empty(Kp)
     tok, beta = np.zeros(L, dtype=np.int64), np.zeros(L, dtype=np.int64)  # (L,) words, digits
@@ -329,7 +356,7 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     risk = 0.0
     for i in range(b0, b1):
         up = (tok[M - 2], M - 2) if M >= 2 else (nw, 0)                  # L = 2: the block is the class
-        r, fell = _block(E, Z, mu, mu2, j, P, Dp[M - 1], up, Q, F, Ssum, A, phi, bw)
+        r, fell = _block(E, Z, mu, mu2, j, P, Dp[M - 1], up, Q, F, Ssum, Mb, A, phi, bw)
         risk += r
         if fell:
             stats[0] += fell
@@ -350,6 +377,15 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
         for k in range(Kp):
             phi[w, M, k] -= E[w, M, k] * bw[w, k]                         # Φ[w, k, L] −= E[w, L, k] Σ f P_k
     return risk
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _chunks(E, St, c, Z, mu, mu2, bounds, first, step, phi, stats, risk):
+    """Chunks first, first + step, … (chunk i: blocks bounds[i] .. bounds[i + 1] − 1) into phi[i], stats[i]
+    and risk[i]: one thread's share, in one call that holds no GIL."""
+    for i in range(first, bounds.shape[0] - 1, step):
+        if bounds[i + 1] > bounds[i]:
+            risk[i] = _chunk(E, St, c, Z, mu, mu2, bounds[i], bounds[i + 1], phi[i], stats[i])
 
 
 @numba.njit(cache=True)
@@ -380,16 +416,14 @@ def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     sc, scp = mu.shape[0], -(-mu.shape[0] // BLOCK) * BLOCK
     mu2 = np.zeros((scp, scp))                                            # (scp, scp) µ_g µ_b, 0 past sc
     mu2[:sc, :sc] = np.outer(mu, mu)
-    chunks = itertools.count()                                            # next() is atomic under the GIL
+    bounds = blocks * np.arange(n_chunks + 1) // n_chunks                 # (n_chunks + 1,) chunk i: blocks
+    T = min(threads, n_chunks)                                            # bounds[i] .. bounds[i + 1] − 1
 
-    def drain():
-        while (i := next(chunks)) < n_chunks:
-            b0, b1 = blocks * i // n_chunks, blocks * (i + 1) // n_chunks
-            if b1 > b0:
-                risk[i] = _chunk(E, St, c, Z, mu, mu2, b0, b1, phi[i], stats[i])
+    def run(first):
+        _chunks(E, St, c, Z, mu, mu2, bounds, first, T, phi, stats, risk)
 
-    helpers = [_pool(threads - 1).submit(drain) for _ in range(min(threads, n_chunks) - 1)]
-    drain()
+    helpers = [_pool(threads - 1).submit(run, t) for t in range(1, T)]
+    run(0)
     for helper in helpers:
         helper.result()
     return risk, phi, stats[:, 0]

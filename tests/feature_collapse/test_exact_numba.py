@@ -122,6 +122,33 @@ def test_risk_and_grads_backends_agree(rng, shape, ln_on):
         _assert_agree(g, w, what)
 
 
+def test_the_leaves_logarithm_matches_numpys():
+    """_leaf_logs writes log s out (s's exponent and mantissa from its bits, 2 atanh of the mantissa) so
+    that it vectorizes: Σ D log s and F = D/(K s) against np.log over sums from 2^-960 (the log-domain
+    threshold) to K, with NaN, 0 (padded leaves) and sums below the threshold counted, not used."""
+    scp, K = 8, 243
+    Dn = 0.37
+    s = np.array([1.0, 243.0, 0.5, 1e-300, 2.0**-960, 2.0**-961, 0.0, np.nan, 1.5, np.sqrt(2.0),
+                  np.nextafter(np.sqrt(2.0), 3.0), 0.7071067811865476, 3.3e-7, 1e-100, 7.0, 1e-12])
+    rng = np.random.default_rng(0)
+    s = np.concatenate([s, np.exp(rng.uniform(-660.0, np.log(K), scp * scp - len(s)))])
+    Ssum = s.reshape(scp, scp).copy()                                     # (scp, scp)
+    mu2 = rng.uniform(0.0, 1.0, (scp, scp))                               # (scp, scp)
+    F, Mb = np.full((scp, scp), -1.0), np.zeros(scp * scp, dtype=np.int64)
+    risk, fell = kernels._leaf_logs(Ssum, mu2, Dn, K, scp * scp, F, Mb)
+    D = Dn * mu2.ravel()
+    ok = s >= kernels.SMALLEST_SUM
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want_F = np.where(ok, D / (K * s), 0.0)
+        terms = np.where(ok, D * np.log(s), 0.0)
+    assert fell == int(np.sum(~ok)) == 4                                  # 2^-961, 0, NaN, 1e-300
+    assert risk == pytest.approx(float(np.sum(terms)), rel=1e-15, abs=1e-15 * float(np.sum(np.abs(terms))))
+    np.testing.assert_allclose(F.ravel(), want_F, rtol=1e-15, atol=0.0)
+    logs = np.where(ok & (D > 0), terms / np.where(D > 0, D, 1.0), 0.0)   # each log s on its own
+    np.testing.assert_allclose(logs, np.where(ok & (D > 0), np.log(np.where(ok, s, 1.0)), 0.0),
+                               rtol=4e-16, atol=2e-16)
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 def test_result_does_not_depend_on_the_thread_count(rng, monkeypatch):
     """The chunks are fixed by the sizes, so one thread and two give the same bits."""

@@ -89,7 +89,8 @@ SMALLEST_SUM = 2.0**-960   # a leaf with s(x) below this (or NaN) is redone in t
 BLOCK = 4                  # groups and leaves are handled four at a time (zero weights past sc)
 MANTISSA, ONE = (1 << 52) - 1, 1023 << 52    # a float64's mantissa bits; the exponent bits of 1.0
 SQRT2, LN2 = np.sqrt(2.0), np.log(2.0)
-A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11 = (1.0 / (2 * i + 1) for i in range(1, 12))  # atanh(f)/f = Σ f^2i/(2i+1)
+# atanh(f)/f = 1 + Σ_{i ≥ 1} f^2i/(2i + 1): the coefficients A_i = 1/(2i + 1)
+A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11 = (1.0 / (2 * i + 1) for i in range(1, 12))
 
 
 def _threads_for(work: int) -> int:

@@ -173,6 +173,8 @@ RISK_CASES = [
     ("complex U", dict(U=U + 0j), "U must hold real numbers, got dtype complex128"),
     ("max_sentences = 0", dict(max_sentences=0), "max_sentences must be a positive integer, got 0"),
     ("layernorm not a switch", dict(layernorm=2), "layernorm must be True or False, got 2"),
+    ("scores overflow", dict(W=W * 1e160, U=U * 1e160),
+     "the scores S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (eq. 20) overflowed to "),
 ]
 
 

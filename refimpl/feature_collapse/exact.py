@@ -29,7 +29,7 @@ and :func:`refimpl.inputs.lemma_s_inputs`, which their twins call too) and compu
 import numpy as np
 
 from refimpl import validate
-from refimpl.errors import require
+from refimpl.errors import InputError, require
 from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse import layernorm as ln
 from refimpl.feature_collapse.data import all_latent_variables, sentence_count
@@ -73,30 +73,33 @@ def word_choices(mu: np.ndarray, L: int):
     return B, np.prod(mu[B], axis=1)                                      # (sc^L, L), (sc^L,)
 
 
-def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
+def score_tables(W: np.ndarray, U: np.ndarray, L: int, *, check: bool = True) -> np.ndarray:
     """Per-position score tables S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩, so that h(x)_k = Σ_ℓ S[k, ℓ, x_ℓ] (eq. 20).
 
     Parameters
     ----------
     W : ndarray of shape (d, nw); U : ndarray of shape (K, L·d).
+    check : validate the arguments (InputError) first; False skips that, for callers that have.
 
     Returns
     -------
     S : ndarray of shape (K, L, nw).
     """
-    W, U, L = inputs.score_table_inputs(W, U, L)
+    if check:
+        W, U, L = inputs.score_table_inputs(W, U, L)
     d, nw = W.shape
     K = U.shape[0]
     return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
 
 
-def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
+def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: bool = True):
     """Unregularized true risk R0 (eq. 46) and the table Φ of eq. (130), by enumeration of every sentence.
 
     Parameters
     ----------
     S : ndarray of shape (K, L, nw), score tables from :func:`score_tables`.
     Z : ndarray of shape (K, L), ints in 0..nc-1; mu : ndarray of shape (sc,).
+    check : validate the arguments (InputError) first; False skips that, for callers that have.
 
     Returns
     -------
@@ -110,7 +113,8 @@ def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     the scores are the broadcast sum h(x) = Σ_ℓ T_j[ℓ, β_ℓ] over the grid. With G[x, k] = (1{j=k} − q_k(x))
     D(x)/K, Φ[z_{j,ℓ}·sc + b, k, ℓ] gains Σ_{x: β_ℓ = b} G[x, k], the sum of G over every axis but ℓ.
     """
-    S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
+    if check:
+        S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
     K, L, nw = S.shape
     sc = mu.shape[0]
     grid = (sc,) * L
@@ -142,19 +146,21 @@ def _on_axis(v: np.ndarray, l: int, L: int) -> np.ndarray:
     return v.reshape((1,) * l + (v.shape[0],) + (1,) * (L - 1 - l) + (v.shape[1],))
 
 
-def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
+def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray, *, check: bool = True):
     """Lemma S: ∂R0/∂u_{k,ℓ} = −Σ_w Φ[w, k, ℓ] w_w and ∂R0/∂w_w = −Σ_{k,ℓ} Φ[w, k, ℓ] u_{k,ℓ} (eq. 130).
 
     Parameters
     ----------
     W : ndarray of shape (d, nw); U : ndarray of shape (K, L·d); Phi : ndarray of shape (nw, K, L).
+    check : validate the arguments (InputError) first; False skips that, for callers that have.
 
     Returns
     -------
     dW0 : ndarray of shape (d, nw), ∂R0/∂W.
     dU0 : ndarray of shape (K, L·d), ∂R0/∂U (row k = [∂R0/∂u_{k,1} … ∂R0/∂u_{k,L}]).
     """
-    W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
+    if check:
+        W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
     d, nw = W.shape
     _, K, L = Phi.shape
     Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ
@@ -198,8 +204,14 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAUL
     if layernorm:
         Vt, cache = layernorm_forward(W)                                  # (nw, d) word representations
         V = Vt.T                                                          # (d, nw) φ(W), column-wise
-    R0, Phi = enumerate_(scores_of(V, U, L), Z, mu)                     # float, (nw, K, L)
-    dV, dU = grads_of(V, U, Phi)                                    # (d, nw), (K, L·d)
+    with np.errstate(over="ignore"):                                      # an overflow is refused below
+        S = scores_of(V, U, L, check=False)                               # (K, L, nw); inputs checked above
+    if not np.isfinite(S).all():
+        v, where = validate.first_bad(~np.isfinite(S), S)
+        raise InputError(f"the scores S[k, ℓ, w] = ⟨u_{{k,ℓ}}, w_w⟩ (eq. 20) overflowed to {v!r}{where}: "
+                         "W and U are too large for float64")
+    R0, Phi = enumerate_(S, Z, mu, check=False)                           # float, (nw, K, L)
+    dV, dU = grads_of(V, U, Phi, check=False)                             # (d, nw), (K, L·d)
     reg_U = 0.5 * lam * float(np.vdot(U, U))
     if layernorm:
         dW = ln.vjp(dV.T, cache).T                                        # (d, nw) Jᵀ ∂R0/∂φ(w), per column

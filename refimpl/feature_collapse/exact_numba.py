@@ -26,7 +26,7 @@ E[w, ℓ, k] = exp(S[k, ℓ, w] − c_{ℓ,w}) ∈ [0, 1] (K·L·nw exponentials
 
 **What needs no enumeration.** D(x) = Π_ℓ µ_{β_ℓ}, so for any f of one position Σ_{x ∈ X_j} D(x) f(x_ℓ) =
 Σ_β µ_β f(z_{j,ℓ}, β): the last sum's share of R0 is Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) / K, and the
-1{k=j} part of Φ is Φ[w, j, ℓ] = µ_β / K for w = (z_{j,ℓ}, β) — K·L·sc terms each (``_closed_forms``).
+1{k=j} part of Φ is Φ[w, j, ℓ] = µ_β / K for w = (z_{j,ℓ}, β) — K·L·sc terms each (``_assemble``).
 The walk below only computes Σ_x D(x) log s(x) and Φ's −q part.
 
 **Odometer and prefix products.** Class j's sentences are the leaves of a tree whose level ℓ picks β_ℓ.
@@ -105,9 +105,11 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="exact_numba")
 
 
-def score_tables(W: np.ndarray, U: np.ndarray, L: int) -> np.ndarray:
-    """Mirror of :func:`.exact.score_tables` (eq. 20): one BLAS product. Returns S of shape (K, L, nw)."""
-    W, U, L = inputs.score_table_inputs(W, U, L)
+def score_tables(W: np.ndarray, U: np.ndarray, L: int, *, check: bool = True) -> np.ndarray:
+    """Mirror of :func:`.exact.score_tables` (eq. 20): one BLAS product. Returns S of shape (K, L, nw);
+    `check` as there."""
+    if check:
+        W, U, L = inputs.score_table_inputs(W, U, L)
     d, nw = W.shape
     K = U.shape[0]
     return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
@@ -338,7 +340,7 @@ def _flush(phi, A, tok, d0):
 def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)): the −q parts of g into phi
     (nw + 3, L, Kp), L ≥ 2. Returns Σ D(x)·log s(x) over their sentences; stats[0] counts the log-domain
-    ones. (The 1{k=j} parts of g and the Σ_ℓ (c − S_j) part of the loss are :func:`_closed_forms`'.)"""
+    ones. (The 1{k=j} parts of g and the Σ_ℓ (c − S_j) part of the loss are :func:`_assemble`'.)"""
     K, L = Z.shape
     nw, _, Kp = St.shape
     sc, M, scp = mu.shape[0], L - 1, -(-mu.shape[0] // BLOCK) * BLOCK
@@ -442,9 +444,10 @@ def _padded(K: int) -> int:
     return -(-K // LANES) * LANES
 
 
-def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
+def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: bool = True):
     """:func:`risk0_and_phi` and how many sentences took the log-domain path: (R0, Phi, count)."""
-    S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
+    if check:
+        S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
     K, L, nw = S.shape
     Z = np.ascontiguousarray(Z, dtype=np.int64)
     mu = np.ascontiguousarray(mu, dtype=np.float64)
@@ -457,18 +460,26 @@ def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
     else:
         threads = _threads_for(K * sentence_count(K, sc, L))
         risk, phi, stats = _enumerate(E, St, c, Z, mu, n_chunks_for(K, sc, L, nw), threads)
-    Phi = np.ascontiguousarray(phi[:, :nw, :, :K].sum(axis=0).transpose(0, 2, 1))  # (nw, K, L), in order
-    risk_H = _closed_forms(S, c, Z, mu, Phi)
+    Phi = np.empty((nw, K, L))                                            # (nw, K, L)
+    risk_H = _assemble(phi, S, c, Z, mu, Phi)
     return (float(risk.sum()) + risk_H) / K, Phi, int(stats.sum())
 
 
 @numba.njit(cache=True)
-def _closed_forms(S, c, Z, mu, Phi):
-    """The two parts of R0 and Φ that need no enumeration, since Σ_{x ∈ X_j} D(x) f(x_ℓ) = Σ_β µ_β f(z_{j,ℓ},
-    β) (D's other factors sum to 1): adds Φ's 1{k=j} part, Φ[w, j, ℓ] += µ_β/K for w = (z_{j,ℓ}, β), and
-    returns K times the loss's additive part, Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) (every term ≥ 0)."""
-    K, L, _ = S.shape
+def _assemble(phi, S, c, Z, mu, Phi):
+    """Φ (nw, K, L) ← the chunks' −q parts phi (n_chunks, nw + 3, L, Kp), summed in chunk order, plus the
+    two parts of R0 and Φ that need no enumeration, since Σ_{x ∈ X_j} D(x) f(x_ℓ) = Σ_β µ_β f(z_{j,ℓ}, β)
+    (D's other factors sum to 1): Φ's 1{k=j} part, Φ[w, j, ℓ] += µ_β/K for w = (z_{j,ℓ}, β); returns K
+    times the loss's additive part, Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) (every term ≥ 0)."""
+    K, L, nw = S.shape
     sc = mu.shape[0]
+    for w in range(nw):
+        for k in range(K):
+            for l in range(L):
+                v = phi[0, w, l, k]
+                for i in range(1, phi.shape[0]):
+                    v += phi[i, w, l, k]
+                Phi[w, k, l] = v
     total = 0.0
     for j in range(K):
         for l in range(L):
@@ -479,31 +490,33 @@ def _closed_forms(S, c, Z, mu, Phi):
     return total
 
 
-def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray):
+def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: bool = True):
     """Mirror of :func:`.exact.risk0_and_phi`: R0 (eq. 46) and Φ of shape (nw, K, L) (eq. 130).
 
     Parameters
     ----------
     S : ndarray of shape (K, L, nw), score tables.
     Z : ndarray of shape (K, L), ints in 0..nc-1; mu : ndarray of shape (sc,).
+    check : validate the arguments (InputError) first; False skips that, for callers that have.
 
     Returns
     -------
     R0 : float; Phi : ndarray of shape (nw, K, L).
     """
-    R0, Phi, _ = enumerate_sentences(S, Z, mu)
+    R0, Phi, _ = enumerate_sentences(S, Z, mu, check=check)
     return R0, Phi
 
 
-def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray):
+def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray, *, check: bool = True):
     """Mirror of :func:`.exact.lemma_s`, two BLAS products. Lemma S (eq. 130): ∂R0/∂u_{k,ℓ} =
-    −Σ_w Φ[w, k, ℓ] w_w and ∂R0/∂w_w = −Σ_{k,ℓ} Φ[w, k, ℓ] u_{k,ℓ}.
+    −Σ_w Φ[w, k, ℓ] w_w and ∂R0/∂w_w = −Σ_{k,ℓ} Φ[w, k, ℓ] u_{k,ℓ}. `check` as there.
 
     Returns
     -------
     dW0 : ndarray of shape (d, nw); dU0 : ndarray of shape (K, L·d).
     """
-    W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
+    if check:
+        W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
     d, nw = W.shape
     _, K, L = Phi.shape
     Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ

@@ -2,7 +2,7 @@
 
     model.embed(W, tokens)                  ->  embed           (gather)
     model.forward(W, U, tokens, …)          ->  forward         (gather + φ fused, then one GEMM)
-    model.cross_entropy(scores, labels)     ->  cross_entropy   (NumPy argmax, exp; compiled shift, normalize)
+    model.cross_entropy(scores, labels)     ->  cross_entropy   (NumPy argmax; compiled shift, exp, normalize)
     model.backward(dscores, cache)          ->  backward        (two GEMMs, then φ's VJP + scatter-add fused)
     model.loss_and_grads(W, U, tokens, …)   ->  loss_and_grads
     model.sgd_step(W, U, tokens, …)         ->  sgd_step
@@ -42,6 +42,7 @@ import numpy as np
 from refimpl import (
     blas,
     compiled,  # noqa: F401  (Numba settings first)
+    npexp,
     validate,
 )
 from refimpl.feature_collapse import inputs
@@ -79,34 +80,26 @@ def embed_layernorm(Wt, tokens, layernorm, eps, X, sigma):
 
 
 @numba.njit(**_KERNEL)
-def _shift_rows(S, labels, best, margin_rows):
-    """First half of :func:`cross_entropy_inplace`, given best = the rows' argmax: S[n] ← S[n] − max_k
-    S[n, k], margin = S[n, y_n] − max (h(x)_y − max_k h(x)_k), best[n] ← (best[n] == y_n)."""
+def _softmax_rows(S, labels, best, margin_rows, loss_rows, scale):
+    """Given best = the rows' argmax, row by row: margin = S[n, y_n] − max_k S[n, k] (h(x)_y − max_k h(x)_k),
+    best[n] ← (best[n] == y_n), S[n] ← exp(S[n] − max) (:func:`refimpl.npexp.exp_shifted`: NumPy's bits),
+    loss = log Σ_k exp(S[n, k] − max) − margin, and S[n] ← (softmax − onehot)/N (the batch-mean loss's
+    dscores). scale (K,) int32 is the exponential's scratch."""
     N, K = S.shape
+    T = S.dtype.type
     for n in range(N):
         row = S[n]                                                # (K,)
         top = row[best[n]]
         margin_rows[n] = row[labels[n]] - top
         best[n] = best[n] == labels[n]
-        for k in range(K):
-            row[k] -= top
-
-
-@numba.njit(**_KERNEL)
-def _normalize_rows(E, labels, margin_rows, loss_rows):
-    """Second half of :func:`cross_entropy_inplace`, on E = exp(S − max): loss = log Σ_k E − margin and
-    E ← E / (N Σ_k E) − onehot / N, i.e. (softmax − onehot)/N (the batch-mean loss's dscores)."""
-    N, K = E.shape
-    T = E.dtype.type
-    for n in range(N):
-        row = E[n]                                                # (K,)
+        npexp.exp_shifted(row, top, scale)                        # (K,) exp(S − row max)
         z = T(0)
         for k in range(K):
             z += row[k]
         loss_rows[n] = math.log(z) - margin_rows[n]
-        scale = T(1) / (z * T(N))
+        inv = T(1) / (z * T(N))
         for k in range(K):
-            row[k] *= scale
+            row[k] *= inv
         row[labels[n]] -= T(1) / N
 
 
@@ -114,16 +107,14 @@ def cross_entropy_inplace(S, labels, loss_rows, correct_rows, margin_rows):
     """:func:`cross_entropy` in place: S ← (softmax(S) − onehot(labels))/N; per-row loss and correctness.
 
     S (N, K) C-ordered scores in, dscores out; labels (N,); loss_rows (N,), correct_rows (N,) int64
-    outputs; margin_rows (N,) scratch. The row-wise argmax and the exponential are NumPy's SIMD loops (a
-    Numba loop calls scalar libm for exp, ~2× slower here, and does not vectorize the argmax); the shift by
-    the row max and the normalization are compiled.
+    outputs; margin_rows (N,) scratch. The row-wise argmax is NumPy's SIMD loop (a compiled loop does not
+    vectorize it); the rest is one compiled pass per row whose exponential is NumPy's own algorithm
+    (:mod:`refimpl.npexp`), so the results are NumPy's bit for bit, ~2× faster than np.exp here.
     """
     if S.size == 0:
         return
     np.argmax(S, axis=1, out=correct_rows)                        # (N,) the rows' argmax, then correctness
-    _shift_rows(S, labels, correct_rows, margin_rows)              # (N, K) S − row max
-    np.exp(S, out=S)                                              # (N, K) exp(S − row max)
-    _normalize_rows(S, labels, margin_rows, loss_rows)
+    _softmax_rows(S, labels, correct_rows, margin_rows, loss_rows, np.empty(S.shape[1], np.int32))
 
 
 @numba.njit(**_KERNEL)

@@ -474,12 +474,12 @@ def _assemble(phi, S, c, Z, mu, Phi):
     K, L, nw = S.shape
     sc = mu.shape[0]
     for w in range(nw):
-        for k in range(K):
-            for l in range(L):
-                v = phi[0, w, l, k]
-                for i in range(1, phi.shape[0]):
-                    v += phi[i, w, l, k]
-                Phi[w, k, l] = v
+        for l in range(L):
+            for k in range(K):                                            # phi's rows are contiguous in k
+                Phi[w, k, l] = phi[0, w, l, k]
+            for i in range(1, phi.shape[0]):                              # then the chunks, in order
+                for k in range(K):
+                    Phi[w, k, l] += phi[i, w, l, k]
     total = 0.0
     for j in range(K):
         for l in range(L):

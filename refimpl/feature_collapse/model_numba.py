@@ -19,8 +19,9 @@ fusion's two halves, kept as passes of their own.
 A step is three GEMMs (:func:`sgd_step_gemms` runs them alone, for ``python cli.py bench sgd``) and
 cheap passes. The GEMMs go to :func:`refimpl.blas.gemm` (MKL when installed, else OpenBLAS; nothing
 copied). The passes around them run serially on the calling thread: at the fig4c size (1500 word slots
-of d = 100, 100 × 1000 scores) they are 0.08 ms (gather + φ), 0.25 ms (cross-entropy) and 0.08 ms (φ's
-VJP + scatter) on 2 AMD EPYC cores, and a parallel loop's launch next to BLAS's own threads cost more
+of d = 100, 100 × 1000 scores) they are ≈ 0.12 ms (gather + φ), 0.17–0.20 ms (cross-entropy) and
+0.14–0.17 ms (φ's VJP + scatter) inside a step on 2 AMD EPYC cores (about half that alone, with their
+data in cache), and a parallel loop's launch next to BLAS's own threads cost more
 than it saved (docs/sgd-step.md). (A serial and a parallel compilation of
 one function, as umap does, would share one entry in Numba's cache, which does not key on the target
 options: a compiled function has one mode here.) The loops run in the dtype of the data (float32 stays

@@ -7,10 +7,11 @@ exits 1. GFLOP/s counts the three GEMMs of a step (scores, dU, dX), 2·B·Ld·K 
 importable (optional, never a dependency), the same step written with ``torch.nn`` as in the authors'
 notebooks is checked and timed too.
 
-Timing is interleaved, because the machine may be shared: every repeat times `steps` steps of each
-implementation in chunks of CHUNK = 10 steps taken in turn, and beside each numba step its three GEMMs
-alone (:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same
-buffers). A time is the median over repeats; a ratio is the median over chunks of the ratio of two
+Timing is interleaved, because the machine may be shared, in phases (per dtype: ours, its GEMMs and
+PyTorch's; then the NumPy reference alone, whose OpenBLAS threads slow whatever runs next): every repeat
+times `steps` steps of each implementation of a phase in chunks of CHUNK = 10 steps taken in turn, and
+beside each numba step its three GEMMs alone
+(:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same buffers). A time is the median over repeats; a ratio is the median over chunks of the ratio of two
 neighbouring chunks (taken under the same load); docs/sgd-step.md has the numbers. Targets, printed as
 met / NOT met:
 
@@ -147,21 +148,33 @@ def _ours(backend: str, dtype: str, cfg: SGDBenchConfig):
     return batches, {"numba": step, "numba GEMMs": gemms}, err
 
 
+def _phases(timed: dict) -> list:
+    """The implementations timed together: per dtype ours, its GEMMs and PyTorch's (the ratios with
+    targets compare these), then the NumPy reference on its own (NumPy's OpenBLAS threads spin after each
+    call and slowed whichever implementation came next: PyTorch's float32 step took 17–19 ms beside them,
+    10–12 ms without)."""
+    dtypes = dict.fromkeys(dtype for _, dtype in timed)
+    phases = [[k for k in timed if k[1] == dt and k[0] != "numpy"] for dt in dtypes]
+    return [p for p in phases + [[k for k in timed if k[0] == "numpy"]] if p]
+
+
 def _time(timed: dict, batches: dict, cfg: SGDBenchConfig) -> dict:
-    """{name: seconds of each chunk}. Each of the `repeats` runs `steps` steps of every implementation,
-    interleaved in chunks of CHUNK steps so that all of them see the same load (after a warm-up)."""
-    for name, step in timed.items():
-        for i in range(10):
-            step(*batches[name][i % len(batches[name])])
+    """{name: seconds of each chunk}. Phase by phase (:func:`_phases`), each of the `repeats` runs `steps`
+    steps of every implementation of the phase, interleaved in chunks of CHUNK steps so that all of them
+    see the same load (after a warm-up)."""
     chunks = {name: [] for name in timed}
-    for _ in range(cfg.repeats):
-        for start in range(0, cfg.steps, CHUNK):
-            for name, step in timed.items():
-                b = batches[name]
-                t0 = time.perf_counter()
-                for i in range(start, min(start + CHUNK, cfg.steps)):
-                    step(*b[i % len(b)])
-                chunks[name].append(time.perf_counter() - t0)
+    for phase in _phases(timed):
+        for name in phase:
+            for i in range(10):
+                timed[name](*batches[name][i % len(batches[name])])
+        for _ in range(cfg.repeats):
+            for start in range(0, cfg.steps, CHUNK):
+                for name in phase:
+                    b, step = batches[name], timed[name]
+                    t0 = time.perf_counter()
+                    for i in range(start, min(start + CHUNK, cfg.steps)):
+                        step(*b[i % len(b)])
+                    chunks[name].append(time.perf_counter() - t0)
     return chunks
 
 

@@ -11,8 +11,9 @@ Timing is interleaved, because the machine may be shared, in phases (per dtype: 
 PyTorch's; then the NumPy reference alone, whose OpenBLAS threads slow whatever runs next): every repeat
 times `steps` steps of each implementation of a phase in chunks of CHUNK = 10 steps taken in turn, and
 beside each numba step its three GEMMs alone
-(:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same buffers). A time is the median over repeats; a ratio is the median over chunks of the ratio of two
-neighbouring chunks (taken under the same load); docs/sgd-step.md has the numbers. Targets, printed as
+(:func:`refimpl.feature_collapse.model_numba.sgd_step_gemms`: the same BLAS calls on the same buffers).
+A time is the median over repeats; a ratio is the median over chunks of the ratio of two neighbouring
+chunks (taken under the same load); docs/sgd-step.md has the numbers. Targets, printed as
 met / NOT met:
 
 * the numba float32 step ≤ 1.08 × its own GEMMs (the passes around the GEMMs cost at most 8%);

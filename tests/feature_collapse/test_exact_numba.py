@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from refimpl.bench.common import max_rel_err
-from refimpl.feature_collapse import data, exact
+from refimpl.feature_collapse import data, exact, exact_walk
 from refimpl.feature_collapse import exact_numba as kernels
 
 TOL = 1e-12
@@ -135,9 +135,9 @@ def test_the_leaves_logarithm_matches_numpys():
     Ssum = s.reshape(scp, scp).copy()                                     # (scp, scp)
     mu2 = rng.uniform(0.0, 1.0, (scp, scp))                               # (scp, scp)
     F, Mb = np.full((scp, scp), -1.0), np.zeros(scp * scp, dtype=np.int64)
-    risk, fell = kernels._leaf_logs(Ssum, mu2, Dn, K, scp * scp, F, Mb)
+    risk, fell = exact_walk._leaf_logs(Ssum, mu2, Dn, K, scp * scp, F, Mb)
     D = Dn * mu2.ravel()
-    ok = s >= kernels.SMALLEST_SUM
+    ok = s >= exact_walk.SMALLEST_SUM
     with np.errstate(divide="ignore", invalid="ignore"):
         want_F = np.where(ok, D / (K * s), 0.0)
         terms = np.where(ok, D * np.log(s), 0.0)

@@ -35,9 +35,10 @@ sums that underflow, and fused, reassociated K-long loops; its notes give the de
 
 **Chunks.** The K·sc^(L−2) blocks are cut into ``n_chunks`` contiguous ranges, a number fixed by the sizes
 (not the thread count), each with private Φ and buffers summed in a fixed order: the result does not
-depend on the number of threads. A pool of ``numba.get_num_threads()`` threads runs them (``chunks``
-releases the GIL; a ``prange`` over chunks does the same but doubles the compile time, to ~20 s, by
-re-optimizing the whole kernel inside the parallel loop). Small enumerations (K·K·sc^L < SERIAL_WORK)
+depend on the number of threads. With T = ``numba.get_num_threads()`` threads, thread t runs chunks t,
+t + T, … in one call of :func:`.exact_walk.chunks`, which releases the GIL (the calling thread is
+thread 0, a kept pool provides the others; a ``prange`` over chunks does the same but doubles the compile
+time, to ~20 s, by re-optimizing the whole kernel inside the parallel loop). Small enumerations (K·K·sc^L < SERIAL_WORK)
 run on one thread: handing chunks to the pool costs more than they do. L = 1 (sc sentences per class)
 takes the log-domain path for every sentence.
 """
@@ -106,8 +107,9 @@ def _tables(S, Kp):
 
 def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,), L ≥ 2.
-    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: the calling
-    thread and threads − 1 pool threads take the next chunk from a shared counter until none is left."""
+    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: with
+    T = min(threads, n_chunks), thread t runs chunks t, t + T, … in one GIL-free call, the calling thread
+    as t = 0 and T − 1 pool threads as the others."""
     nw, L, Kp = St.shape
     blocks = Z.shape[0] * mu.shape[0] ** (L - 2)
     risk = np.zeros(n_chunks)

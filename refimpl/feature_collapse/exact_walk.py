@@ -126,8 +126,8 @@ def _leaf_logs(Ssum, mu2, Dn, K, n, F, Mb):
     summed to i = 11 (the next term is below 1e-20 relative), and log s = e·ln 2 + log m."""
     size = Ssum.size
     s_, F_, w_ = Ssum.reshape(size), F.reshape(size), mu2.reshape(size)   # (scp²,) flat views
-    bits = s_.view(np.int64)                                              # (n,) s's bits
-    m_ = Mb.view(np.float64)                                              # (n,) m ∈ [1, 2), then its log
+    bits = s_.view(np.int64)                                              # (scp²,) s's bits
+    m_ = Mb.view(np.float64)                                              # (scp²,) m ∈ [1, 2)
     for t in range(n):
         Mb[t] = (bits[t] & MANTISSA) | ONE                                # m: s's mantissa, exponent 0
     risk, fell = 0.0, 0

@@ -38,9 +38,9 @@ sums that underflow, and fused, reassociated K-long loops; its notes give the de
 depend on the number of threads. With T = ``numba.get_num_threads()`` threads, thread t runs chunks t,
 t + T, … in one call of :func:`.exact_walk.chunks`, which releases the GIL (the calling thread is
 thread 0, a kept pool provides the others; a ``prange`` over chunks does the same but doubles the compile
-time, to ~20 s, by re-optimizing the whole kernel inside the parallel loop). Small enumerations (K·K·sc^L < SERIAL_WORK)
-run on one thread: handing chunks to the pool costs more than they do. L = 1 (sc sentences per class)
-takes the log-domain path for every sentence.
+time, to ~20 s, by re-optimizing the whole kernel inside the parallel loop). Small enumerations
+(K·K·sc^L < SERIAL_WORK) run on one thread: handing chunks to the pool costs more than they do. L = 1
+(sc sentences per class) takes the log-domain path for every sentence.
 """
 
 import functools

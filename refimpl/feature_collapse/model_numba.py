@@ -104,18 +104,20 @@ def _softmax_rows(S, labels, best, margin_rows, loss_rows, scale):
         row[labels[n]] -= T(1) / N
 
 
-def cross_entropy_inplace(S, labels, loss_rows, correct_rows, margin_rows):
+def cross_entropy_inplace(S, labels, loss_rows, correct_rows, margin_rows, scale=None):
     """:func:`cross_entropy` in place: S ← (softmax(S) − onehot(labels))/N; per-row loss and correctness.
 
     S (N, K) C-ordered scores in, dscores out; labels (N,); loss_rows (N,), correct_rows (N,) int64
-    outputs; margin_rows (N,) scratch. The row-wise argmax is NumPy's SIMD loop (a compiled loop does not
-    vectorize it); the rest is one compiled pass per row whose exponential is NumPy's own algorithm
-    (:mod:`refimpl.npexp`), so the results are NumPy's bit for bit, ~2× faster than np.exp here.
+    outputs; margin_rows (N,) and scale (K,) int32 scratch (allocated when None). The row-wise argmax is
+    NumPy's SIMD loop (a compiled loop does not vectorize it); the rest is one compiled pass per row whose
+    exponential is NumPy's own algorithm (:mod:`refimpl.npexp`), so the results are NumPy's bit for bit,
+    ~2× faster than np.exp here.
     """
     if S.size == 0:
         return
     np.argmax(S, axis=1, out=correct_rows)                        # (N,) the rows' argmax, then correctness
-    _softmax_rows(S, labels, correct_rows, margin_rows, loss_rows, np.empty(S.shape[1], np.int32))
+    scale = np.empty(S.shape[1], np.int32) if scale is None else scale
+    _softmax_rows(S, labels, correct_rows, margin_rows, loss_rows, scale)
 
 
 @numba.njit(**_KERNEL)
@@ -181,6 +183,7 @@ class Workspace:
         self.loss_rows = np.empty(N, np.float64)      # (N,)
         self.margin_rows = np.empty(N, np.float64)    # (N,) score of the label − row max
         self.correct_rows = np.empty(N, np.int64)     # (N,) argmax, then argmax == label
+        self.scale = np.empty(K, np.int32)            # (K,) the exponential's 2^q (refimpl.npexp)
 
     @classmethod
     def get(cls, ws, N, L, d, K, dtype):
@@ -221,7 +224,7 @@ def sgd_step_fused(Wt, U, tokens, labels, *, lr, lam_W=0.0, lam_U=0.0, layernorm
     N, L = tokens.shape
     ws = Workspace.get(ws, N, L, Wt.shape[1], U.shape[0], Wt.dtype)
     S = _scores(Wt, U, tokens, layernorm, eps, ws)                        # (N, K)
-    cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # S ← dscores
+    cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows, ws.scale)  # dscores
     loss, correct = float(ws.loss_rows.mean()), int(ws.correct_rows.sum())  # now, while they are in cache
     _dX_gemm(S, U, ws.dX)                                                 # uses U before its update
     _U_gemm(S, ws.X, U, -lr, 1.0 - lr * lam_U)                            # U ← (1−lr·λ_U)U − lr·dscoresᵀX
@@ -321,7 +324,7 @@ def loss_and_grads(W, U, tokens, labels, *, layernorm=False, lam_W=0.0, lam_U=0.
     Wt, U = _rows(W), np.ascontiguousarray(U)                             # (nw, d), (K, L·d)
     ws = Workspace(N, L, Wt.shape[1], U.shape[0], Wt.dtype)
     S = _scores(Wt, U, tokens, layernorm, eps, ws)                        # (N, K)
-    cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows)  # S ← dscores
+    cross_entropy_inplace(S, labels, ws.loss_rows, ws.correct_rows, ws.margin_rows, ws.scale)  # dscores
     dU, dWt = lam_U * U, lam_W * Wt                                       # (K, L·d), (nw, d)
     _grads(S, U, tokens, ws, layernorm, dU, dWt)
     loss = ws.loss_rows.mean() + 0.5 * lam_W * float(np.vdot(W, W)) + 0.5 * lam_U * float(np.vdot(U, U))

@@ -23,7 +23,8 @@ its K-vector (1{j=k} − q_k)·D/K into L rows of Φ. ``backend="numba"`` runs t
 
 Every public function checks its arguments (:func:`check_inputs` for :func:`risk_and_grads`; the
 three passes with :func:`refimpl.inputs.score_table_inputs`, :func:`refimpl.inputs.enumeration_inputs`
-and :func:`refimpl.inputs.lemma_s_inputs`, which their twins call too) and computes in float64.
+and :func:`refimpl.inputs.lemma_s_inputs`, which their twins call too; ``check=False`` skips that, as
+:func:`risk_and_grads` does after its own check) and computes in float64.
 """
 
 import numpy as np

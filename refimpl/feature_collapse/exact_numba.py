@@ -52,9 +52,9 @@ import numpy as np
 from refimpl import (
     compiled,  # noqa: F401  (Numba settings first)
 )
-from refimpl.feature_collapse import exact_walk, inputs
+from refimpl.feature_collapse import exact_tiles, exact_walk, inputs
 from refimpl.feature_collapse.data import sentence_count
-from refimpl.feature_collapse.exact_walk import BLOCK
+from refimpl.feature_collapse.exact_tiles import BLOCK
 
 MAX_CHUNKS = 16
 CHUNK_SENTENCES = 4096     # at least this many sentences per chunk
@@ -115,7 +115,7 @@ def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     risk = np.zeros(n_chunks)
     phi = np.zeros((n_chunks, nw + BLOCK - 1, L, Kp))                     # 3 sink rows for padded slots
     stats = np.zeros((n_chunks, 1), dtype=np.int64)
-    sc, scp = mu.shape[0], -(-mu.shape[0] // BLOCK) * BLOCK
+    sc, scp = mu.shape[0], exact_tiles.padded(mu.shape[0])
     mu2 = np.zeros((scp, scp))                                            # (scp, scp) µ_g µ_b, 0 past sc
     mu2[:sc, :sc] = np.outer(mu, mu)
     bounds = blocks * np.arange(n_chunks + 1) // n_chunks                 # (n_chunks + 1,) chunk i: blocks

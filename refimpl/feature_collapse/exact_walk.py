@@ -22,18 +22,18 @@ with F[g, b] = D_{g,b} / (K s_{g,b}), the −q part sums as
     −Σ q_k D/K over leaves w = −E[w, L, k] Σ_{groups} F[g, b] Q_{g,k}         (summed per word, applied once)
 
 A block's Σ goes to Φ's row of depth L − 2 and to its parent's running sum; a depth's running sum goes
-to Φ and to its parent's when its digit changes. Groups and leaves are taken four by four (zero weights
-past sc), so each K-vector pass serves several sentences. Per sentence ≈ K·(3 + 1/(sc − 1)) multiply-adds:
-the dot, the group sum and the per-word sum, and K/sc + K/(sc(sc − 1)) for the prefix products; O(K²·sc^L)
-in all, where the reference's per-sentence scores (K·L adds), K exponentials and L rows of Φ (K·L adds)
-cost O(K²·sc^L·L).
+to Φ and to its parent's when its digit changes. Groups and leaves are taken in tiles of four or three
+(:mod:`.exact_tiles`; zero weights past sc), so each K-vector pass serves several sentences. Per sentence
+≈ K·(3 + 1/(sc − 1)) multiply-adds: the dot, the group sum and the per-word sum, and K/sc + K/(sc(sc − 1))
+for the prefix products; O(K²·sc^L) in all, where the reference's per-sentence scores (K·L adds),
+K exponentials and L rows of Φ (K·L adds) cost O(K²·sc^L·L).
 
 **Underflow.** e_k ≤ 1, so nothing overflows; s(x) underflows only when the positions' maxima disagree by
 ~700 (C(x) − max_k h(x)_k ≳ 700). A leaf with s < 2^-960 (or NaN) is redone in the log domain as the
 reference does it (scores summed, max subtracted, K exponentials), and its −q·D/K added directly.
 
-**Floating point.** ``_block`` (with the loops it inlines: ``_dot4``, ``_group_totals``, ``_leaf_rows``,
-``_leaf_logs``) is compiled with fastmath {reassoc, contract} only: its K-long sums vectorize and
+**Floating point.** ``_block`` (with the loops it inlines: :mod:`.exact_tiles`' and ``_leaf_logs``) is
+compiled with fastmath {reassoc, contract} only: its K-long sums vectorize and
 multiply-adds fuse, so their rounding depends on the CPU's vector width (never on the thread count). No
 flag that assumes away NaN or infinity is set (the s < SMALLEST_SUM test must see a NaN); everything else
 is IEEE in source order. Agreement with the reference: ~1e-15 relative to its largest entry.
@@ -43,78 +43,14 @@ import numba
 import numpy as np
 
 from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl.feature_collapse import exact_tiles as tiles
+from refimpl.feature_collapse.exact_tiles import BLOCK
 
 SMALLEST_SUM = 2.0**-960   # a leaf with s(x) below this (or NaN) is redone in the log domain
-BLOCK = 4                  # groups and leaves are handled four at a time (zero weights past sc)
 MANTISSA, ONE = (1 << 52) - 1, 1023 << 52    # a float64's mantissa bits; the exponent bits of 1.0
 SQRT2, LN2 = np.sqrt(2.0), np.log(2.0)
 # atanh(f)/f = 1 + Σ_{i ≥ 1} f^2i/(2i + 1): the coefficients A_i = 1/(2i + 1)
 A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11 = (1.0 / (2 * i + 1) for i in range(1, 12))
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _four(z, i0, sc, nw):
-    """Rows z + i0 .. z + i0 + 3 for slots i0..i0 + 3; a slot past sc gets its own "no word" row nw + 0..2."""
-    return (z + i0, z + i0 + 1 if i0 + 1 < sc else nw, z + i0 + 2 if i0 + 2 < sc else nw + 1,
-            z + i0 + 3 if i0 + 3 < sc else nw + 2)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _dot4(Q, g, E, l, w0, w1, w2, w3):
-    """Σ_k Q[g, k] E[w_i, l, k] for four words w_i. Reassociated so that the sums vectorize: their order
-    depends on the CPU's vector width, never on the thread count; every term is ≥ 0."""
-    s0 = s1 = s2 = s3 = 0.0
-    for k in range(Q.shape[1]):
-        q = Q[g, k]
-        s0 += q * E[w0, l, k]
-        s1 += q * E[w1, l, k]
-        s2 += q * E[w2, l, k]
-        s3 += q * E[w3, l, k]
-    return s0, s1, s2, s3
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _group_totals(Q, F, E, g0, b0, xs, ws, up, phi, A):
-    """Tile (groups g0..g0+3) × (leaves b0..b0+3): v_g = −Q[g] ∘ Σ_b F[g, b] E[w_b, L] (the −q part of the
-    group's Σ g) added to Φ[x_g, :, L−1]; Σ_g v_g added to the block's row Φ[x, :, L−2] and to its parent's
-    running sum A[a], (x, a) = up. Fused multiply-adds allowed."""
-    l = E.shape[1] - 1
-    x0, x1, x2, x3 = xs
-    w0, w1, w2, w3 = ws
-    x, a = up
-    f00, f01, f02, f03 = F[g0, b0], F[g0, b0 + 1], F[g0, b0 + 2], F[g0, b0 + 3]
-    f10, f11, f12, f13 = F[g0 + 1, b0], F[g0 + 1, b0 + 1], F[g0 + 1, b0 + 2], F[g0 + 1, b0 + 3]
-    f20, f21, f22, f23 = F[g0 + 2, b0], F[g0 + 2, b0 + 1], F[g0 + 2, b0 + 2], F[g0 + 2, b0 + 3]
-    f30, f31, f32, f33 = F[g0 + 3, b0], F[g0 + 3, b0 + 1], F[g0 + 3, b0 + 2], F[g0 + 3, b0 + 3]
-    for k in range(Q.shape[1]):
-        e0, e1, e2, e3 = E[w0, l, k], E[w1, l, k], E[w2, l, k], E[w3, l, k]
-        v0 = -Q[g0, k] * (((f00 * e0 + f01 * e1) + f02 * e2) + f03 * e3)
-        v1 = -Q[g0 + 1, k] * (((f10 * e0 + f11 * e1) + f12 * e2) + f13 * e3)
-        v2 = -Q[g0 + 2, k] * (((f20 * e0 + f21 * e1) + f22 * e2) + f23 * e3)
-        v3 = -Q[g0 + 3, k] * (((f30 * e0 + f31 * e1) + f32 * e2) + f33 * e3)
-        phi[x0, l - 1, k] += v0
-        phi[x1, l - 1, k] += v1
-        phi[x2, l - 1, k] += v2
-        phi[x3, l - 1, k] += v3
-        v = ((v0 + v1) + v2) + v3
-        phi[x, max(l - 2, 0), k] += v
-        A[a, k] += v
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _leaf_rows(Q, F, g0, b0, ws, bw):
-    """Tile (groups g0..g0+3) × (leaves b0..b0+3): bw[w_b] += Σ_g F[g, b] Q[g] (Σ f P, for Φ[w_b, :, L])."""
-    w0, w1, w2, w3 = ws
-    f00, f01, f02, f03 = F[g0, b0], F[g0, b0 + 1], F[g0, b0 + 2], F[g0, b0 + 3]
-    f10, f11, f12, f13 = F[g0 + 1, b0], F[g0 + 1, b0 + 1], F[g0 + 1, b0 + 2], F[g0 + 1, b0 + 3]
-    f20, f21, f22, f23 = F[g0 + 2, b0], F[g0 + 2, b0 + 1], F[g0 + 2, b0 + 2], F[g0 + 2, b0 + 3]
-    f30, f31, f32, f33 = F[g0 + 3, b0], F[g0 + 3, b0 + 1], F[g0 + 3, b0 + 2], F[g0 + 3, b0 + 3]
-    for k in range(Q.shape[1]):
-        q0, q1, q2, q3 = Q[g0, k], Q[g0 + 1, k], Q[g0 + 2, k], Q[g0 + 3, k]
-        bw[w0, k] += ((f00 * q0 + f10 * q1) + f20 * q2) + f30 * q3
-        bw[w1, k] += ((f01 * q0 + f11 * q1) + f21 * q2) + f31 * q3
-        bw[w2, k] += ((f02 * q0 + f12 * q1) + f22 * q2) + f32 * q3
-        bw[w3, k] += ((f03 * q0 + f13 * q1) + f23 * q2) + f33 * q3
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -156,26 +92,32 @@ def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, Mb, A, phi, bw):
     prefix; up = (the block's word at depth L−3, or a sink row, and its parent's running sum); mu2 (scp,
     scp) = µ_g µ_b, zero past sc). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many
     leaves have s below). Adds the −q part of g to Φ's rows of depths L (via bw), L−1 and L−2 and to
-    A[up[1]], except for the log-domain leaves (:func:`_block_log_domain` adds theirs). Calls nothing."""
+    A[up[1]], except for the log-domain leaves (:func:`_block_log_domain` adds theirs). The K-long loops
+    are :mod:`.exact_tiles`' (inlined), in tiles of four or of three slots."""
     K, L = Z.shape
-    nw, sc, M, Kp = E.shape[0] - (BLOCK - 1), mu.shape[0], L - 1, Q.shape[1]
-    scp = F.shape[1]
+    nw, sc, M, scp = E.shape[0] - (BLOCK - 1), mu.shape[0], L - 1, F.shape[1]
+    T = tiles.tile_of(scp)
     z1, z2 = Z[j, M - 1] * sc, Z[j, M] * sc
     for g in range(sc):
         w1 = z1 + g
-        for k in range(Kp):
+        for k in range(Q.shape[1]):
             Q[g, k] = P[M - 1, k] * E[w1, M - 1, k]                       # Π_{ℓ ≤ L−1} E[x_ℓ, ℓ, k]
-        for b0 in range(0, sc, BLOCK):
-            w0, w1_, w2, w3 = _four(z2, b0, sc, nw)
-            s0, s1, s2, s3 = _dot4(Q, g, E, M, w0, w1_, w2, w3)           # s(x) for four leaves
-            Ssum[g, b0], Ssum[g, b0 + 1], Ssum[g, b0 + 2], Ssum[g, b0 + 3] = s0, s1, s2, s3
+        for b0 in range(0, sc, T):                                        # s(x) for a tile's leaves
+            if T == BLOCK:
+                tiles.dot4(Q, g, E, M, tiles.four(z2, b0, sc, nw), Ssum, b0)
+            else:
+                tiles.dot3(Q, g, E, M, tiles.three(z2, b0, sc, nw), Ssum, b0)
     risk, fell = _leaf_logs(Ssum, mu2, Dn, K, sc * scp, F, Mb)
-    for g0 in range(0, sc, BLOCK):
-        xs = _four(z1, g0, sc, nw)
-        for b0 in range(0, sc, BLOCK):
-            ws = _four(z2, b0, sc, nw)
-            _group_totals(Q, F, E, g0, b0, xs, ws, up, phi, A)
-            _leaf_rows(Q, F, g0, b0, ws, bw)
+    for g0 in range(0, sc, T):
+        for b0 in range(0, sc, T):
+            if T == BLOCK:
+                ws4 = tiles.four(z2, b0, sc, nw)
+                tiles.group_totals4(Q, F, E, g0, b0, tiles.four(z1, g0, sc, nw), ws4, up, phi, A)
+                tiles.leaf_rows4(Q, F, g0, b0, ws4, bw)
+            else:
+                ws3 = tiles.three(z2, b0, sc, nw)
+                tiles.group_totals3(Q, F, E, g0, b0, tiles.three(z1, g0, sc, nw), ws3, up, phi, A)
+                tiles.leaf_rows3(Q, F, g0, b0, ws3, bw)
     return risk, fell - sc * (scp - sc)                                   # padded leaves (s = 0) do not count
 
 
@@ -260,7 +202,7 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     ones. (The 1{k=j} parts of g and the Σ_ℓ (c − S_j) part of the loss are :func:`_assemble`'.)"""
     K, L = Z.shape
     nw, _, Kp = St.shape
-    sc, M, scp = mu.shape[0], L - 1, -(-mu.shape[0] // BLOCK) * BLOCK
+    sc, M, scp = mu.shape[0], L - 1, mu2.shape[0]
     P, A = np.zeros((L, Kp)), np.zeros((L, Kp))                           # prefix products, running Σ g
     P[0, :K] = 1.0
     Q, F, Ssum = np.zeros((scp, Kp)), np.zeros((scp, scp)), np.zeros((scp, scp))  # a block's P, f and s

@@ -40,8 +40,9 @@ def _assert_agree(got, want, what):
     assert err <= TOL or (np.max(np.abs(want), initial=0.0) == 0 and diff <= 1e-16), (what, err, diff)
 
 
-# (nc, sc, L, d, K, µ, weight scale). K = "all" or a random subset; sc = 1, 2, 3, 4 (one tile of four),
-# 5, 6, 9 (several tiles, padded slots); L = 1 (one word), 2 (a block is a class), 3..6; d = 1, 2.
+# (nc, sc, L, d, K, µ, weight scale). K = "all" or a random subset; sc = 1, 2, 3 (a tile of three), 4 (a
+# tile of four), 5, 6, 9 (several tiles of three), 7 (two tiles of four), padded slots for 1, 2, 5, 7;
+# L = 1 (one word), 2 (a block is a class), 3..6; d = 1, 2.
 SHAPES = [
     (3, 2, 3, 4, "all", "uniform", 0.5),
     (3, 4, 4, 6, "all", "zipf", 0.5),
@@ -56,6 +57,7 @@ SHAPES = [
     (2, 2, 6, 2, "all", "with-zero", 1.0),
     (3, 3, 4, 8, 50, "uniform", 0.7),
     (3, 4, 3, 3, 12, "with-zero", 1.5),
+    (2, 7, 3, 2, "all", "zipf", 1.0),
 ]
 IDS = ["-".join(map(str, s)) for s in SHAPES]
 

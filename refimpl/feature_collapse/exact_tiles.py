@@ -52,11 +52,15 @@ def three(z, i0, sc, nw):
 
 
 @numba.njit(**_INLINE)
-def dot4(Q, g, E, l, ws, Ssum, b0):
-    """Ssum[g, b0 + i] = Σ_k Q[g, k] E[w_i, l, k] for the four leaves ws (every term ≥ 0)."""
+def dot4(Q, g, E, l, ws, Ssum, b0, p, x):
+    """Ssum[g, b0 + i] = Σ_k Q[g, k] E[w_i, l, k] for the four leaves ws (every term ≥ 0). The tile b0 = 0
+    first makes the group's row, Q[g] = p ∘ E[x, l − 1] (p: the block's prefix product)."""
     w0, w1, w2, w3 = ws
     s0 = s1 = s2 = s3 = 0.0
+    fresh = b0 == 0
     for k in range(Q.shape[1]):
+        if fresh:
+            Q[g, k] = p[k] * E[x, l - 1, k]
         q = Q[g, k]
         s0 += q * E[w0, l, k]
         s1 += q * E[w1, l, k]
@@ -66,11 +70,14 @@ def dot4(Q, g, E, l, ws, Ssum, b0):
 
 
 @numba.njit(**_INLINE)
-def dot3(Q, g, E, l, ws, Ssum, b0):
+def dot3(Q, g, E, l, ws, Ssum, b0, p, x):
     """:func:`dot4` for three leaves."""
     w0, w1, w2 = ws
     s0 = s1 = s2 = 0.0
+    fresh = b0 == 0
     for k in range(Q.shape[1]):
+        if fresh:
+            Q[g, k] = p[k] * E[x, l - 1, k]
         q = Q[g, k]
         s0 += q * E[w0, l, k]
         s1 += q * E[w1, l, k]

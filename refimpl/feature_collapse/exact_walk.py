@@ -98,15 +98,13 @@ def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, Mb, A, phi, bw):
     nw, sc, M, scp = E.shape[0] - (BLOCK - 1), mu.shape[0], L - 1, F.shape[1]
     T = tiles.tile_of(scp)
     z1, z2 = Z[j, M - 1] * sc, Z[j, M] * sc
-    for g in range(sc):
-        w1 = z1 + g
-        for k in range(Q.shape[1]):
-            Q[g, k] = P[M - 1, k] * E[w1, M - 1, k]                       # Π_{ℓ ≤ L−1} E[x_ℓ, ℓ, k]
+    p = P[M - 1]                                                          # (Kp,) Π_{ℓ < L−1} E[x_ℓ, ℓ]
+    for g in range(sc):                                                   # Q[g] = p ∘ E[x_g, L−1], then
         for b0 in range(0, sc, T):                                        # s(x) for a tile's leaves
             if T == BLOCK:
-                tiles.dot4(Q, g, E, M, tiles.four(z2, b0, sc, nw), Ssum, b0)
+                tiles.dot4(Q, g, E, M, tiles.four(z2, b0, sc, nw), Ssum, b0, p, z1 + g)
             else:
-                tiles.dot3(Q, g, E, M, tiles.three(z2, b0, sc, nw), Ssum, b0)
+                tiles.dot3(Q, g, E, M, tiles.three(z2, b0, sc, nw), Ssum, b0, p, z1 + g)
     risk, fell = _leaf_logs(Ssum, mu2, Dn, K, sc * scp, F, Mb)
     for g0 in range(0, sc, T):
         for b0 in range(0, sc, T):

@@ -36,11 +36,17 @@ def test_tile_kernels_match_their_formulas(rng, T, sc):
     assert all(w >= nw for w in ws[sc:]) and len(set(ws[sc:])) == T - sc    # distinct "no word" rows
     Ew = E[list(ws), l]                                                   # (T, Kp) the leaves' rows
 
-    Ssum = np.zeros((T, T + 1))
+    Ssum, p = np.zeros((T, T + 1)), rng.uniform(0.0, 1.0, Kp)
     dot = tiles.dot4 if T == 4 else tiles.dot3
     for g in range(T):
-        dot(Q, g, E, l, ws, Ssum, 1)
+        Qg = Q.copy()
+        dot(Qg, g, E, l, ws, Ssum, 1, p, xs[0])                           # b0 ≠ 0: Q[g] is read
+        np.testing.assert_array_equal(Qg, Q)
         np.testing.assert_allclose(Ssum[g, 1:], Ew @ Q[g], rtol=1e-14)   # written at b0..b0 + T − 1
+    S0 = np.zeros((T, T + 1))
+    dot(Q, 0, E, l, ws, S0, 0, p, xs[1])                                  # b0 = 0: Q[0] = p ∘ E[x, l − 1]
+    np.testing.assert_allclose(Q[0], p * E[xs[1], l - 1], rtol=1e-15)
+    np.testing.assert_allclose(S0[0, :T], Ew @ Q[0], rtol=1e-14)
 
     phi, A, up = np.zeros((nw + 3, L, Kp)), np.zeros((2, Kp)), (5, 1)
     totals = tiles.group_totals4 if T == 4 else tiles.group_totals3

@@ -1,8 +1,10 @@
 """The K-long loops of :mod:`.exact_walk`'s blocks, in register tiles of four or three slots.
 
-    padded(sc)                                      sc rounded up to the tiles: min(⌈sc/4⌉·4, ⌈sc/3⌉·3)
+    padded(sc), tile_of(scp)                        sc rounded up to the tiles: min(⌈sc/4⌉·4, ⌈sc/3⌉·3);
+                                                    the tile width, 4 when it divides scp, else 3
     four(z, i0, sc, nw) / three(…)                  a tile's word rows (a slot past sc: a "no word" row)
-    dot4(Q, g, E, l, ws, Ssum, b0) / dot3(…)        s = Σ_k Q[g, k] E[w_b, l, k] for the tile's leaves
+    dot4(Q, g, E, l, ws, Ssum, b0, p, x) / dot3(…)  s = Σ_k Q[g, k] E[w_b, l, k] for the tile's leaves;
+                                                    the first tile (b0 = 0) makes Q[g] = p ∘ E[x, l − 1]
     group_totals4(Q, F, E, g0, b0, xs, ws, up, phi, A) / group_totals3(…)
     leaf_rows4(Q, F, g0, b0, ws, bw) / leaf_rows3(…)
 

@@ -14,9 +14,9 @@ K-vector serves several sentences. The tile is four slots wide when that pads sc
 5, 6 and 9 take tiles of three: sc = 5 pads to 6 slots, not 8, and a tile pass costs slots², so 36 of 64).
 Slots past sc read the zero rows of E past nw and write to sink rows of Φ; their weights are zero.
 
-Every loop here is inlined into ``exact_walk._block``, which is compiled with fastmath {reassoc, contract}:
-the K-long sums vectorize and multiply-adds fuse (their rounding depends on the CPU's vector width, never
-on the thread count).
+Every loop here is inlined into ``exact_walk._block`` and with it into ``exact_walk._chunk``, which is
+compiled with fastmath {reassoc, contract}: the K-long sums vectorize and multiply-adds fuse (their
+rounding depends on the CPU's vector width, never on the thread count).
 """
 
 import numba

@@ -32,11 +32,14 @@ K exponentials and L rows of Φ (K·L adds) cost O(K²·sc^L·L).
 ~700 (C(x) − max_k h(x)_k ≳ 700). A leaf with s < 2^-960 (or NaN) is redone in the log domain as the
 reference does it (scores summed, max subtracted, K exponentials), and its −q·D/K added directly.
 
-**Floating point.** ``_block`` (with the loops it inlines: :mod:`.exact_tiles`' and ``_leaf_logs``) is
-compiled with fastmath {reassoc, contract} only: its K-long sums vectorize and
-multiply-adds fuse, so their rounding depends on the CPU's vector width (never on the thread count). No
-flag that assumes away NaN or infinity is set (the s < SMALLEST_SUM test must see a NaN); everything else
-is IEEE in source order. Agreement with the reference: ~1e-15 relative to its largest entry.
+**Floating point.** ``_chunk`` (with everything it inlines: ``_block``, :mod:`.exact_tiles`' loops,
+``_leaf_logs``, the prefix and flush loops) is compiled with fastmath {reassoc, contract} only: the
+K-long sums vectorize and multiply-adds fuse, so their rounding depends on the CPU's vector width (never
+on the thread count). ``_block`` is inlined rather than called because a call per block cost ten
+reference-count updates of its array arguments (5–11% of the walk at K = 81 and 243); the prefix products and
+the flushes are one operation per element, which the two flags leave as written. No flag that assumes
+away NaN or infinity is set (the s < SMALLEST_SUM test must see a NaN); everything else is IEEE in source
+order. Agreement with the reference: ~1e-15 relative to its largest entry.
 """
 
 import numba
@@ -54,14 +57,14 @@ A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11 = (1.0 / (2 * i + 1) for i in range
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _leaf_logs(Ssum, mu2, Dn, K, n, F, Mb):
-    """The first n leaves of a block (rows g < sc of the (scp, scp) tiles): F = D/(K s) and Σ D log s over
-    the leaves with s ≥ SMALLEST_SUM; returns (that sum, how many have s below or NaN). The logarithm is
-    written out so that the loop vectorizes: s = m·2^e with m ∈ [√½, √2) read from s's bits (through the
-    int64 scratch Mb), log m = 2 atanh(f) = 2f Σ_i f^2i/(2i+1), f = (m − 1)/(m + 1), |f| ≤ 0.1716,
-    summed to i = 11 (the next term is below 1e-20 relative), and log s = e·ln 2 + log m."""
-    size = Ssum.size
-    s_, F_, w_ = Ssum.reshape(size), F.reshape(size), mu2.reshape(size)   # (scp²,) flat views
+def _leaf_logs(s_, w_, Dn, K, n, F_, Mb):
+    """The first n leaves of a block, in the flat (scp²,) views of its (scp, scp) tiles s_ (the sums s),
+    w_ (µ_g µ_b) and F_ (rows g < sc): F = D/(K s) and Σ D log s over the leaves with s ≥ SMALLEST_SUM;
+    returns (that sum, how many have s below or NaN). The logarithm is written out so that the loop
+    vectorizes: s = m·2^e with m ∈ [√½, √2) read from s's bits (through the int64 scratch Mb), log m =
+    2 atanh(f) = 2f Σ_i f^2i/(2i+1), f = (m − 1)/(m + 1), |f| ≤ 0.1716, summed to i = 11 (the next term
+    is below 1e-20 relative), and log s = e·ln 2 + log m. The views are made once per chunk, not here: a
+    reshape per block is a call into Numba's runtime."""
     bits = s_.view(np.int64)                                              # (scp²,) s's bits
     m_ = Mb.view(np.float64)                                              # (scp²,) m ∈ [1, 2)
     for t in range(n):
@@ -86,11 +89,12 @@ def _leaf_logs(Ssum, mu2, Dn, K, n, F, Mb):
     return risk, fell
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, Mb, A, phi, bw):
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
+def _block(E, Z, mu, flat, j, P, Dn, up, Q, F, Ssum, A, phi, bw):
     """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn: D's
-    prefix; up = (the block's word at depth L−3, or a sink row, and its parent's running sum); mu2 (scp,
-    scp) = µ_g µ_b, zero past sc). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many
+    prefix; up = (the block's word at depth L−3, or a sink row, and its parent's running sum); flat = the
+    flat views (s_, w_, F_, Mb) of :func:`_leaf_logs`, s_ and F_ of Ssum and F, w_ of µ_g µ_b (zero past
+    sc)). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many
     leaves have s below). Adds the −q part of g to Φ's rows of depths L (via bw), L−1 and L−2 and to
     A[up[1]], except for the log-domain leaves (:func:`_block_log_domain` adds theirs). The K-long loops
     are :mod:`.exact_tiles`' (inlined), in tiles of four or of three slots."""
@@ -105,7 +109,8 @@ def _block(E, Z, mu, mu2, j, P, Dn, up, Q, F, Ssum, Mb, A, phi, bw):
                 tiles.dot4(Q, g, E, M, tiles.four(z2, b0, sc, nw), Ssum, b0, p, z1 + g)
             else:
                 tiles.dot3(Q, g, E, M, tiles.three(z2, b0, sc, nw), Ssum, b0, p, z1 + g)
-    risk, fell = _leaf_logs(Ssum, mu2, Dn, K, sc * scp, F, Mb)
+    s_, w_, F_, Mb = flat
+    risk, fell = _leaf_logs(s_, w_, Dn, K, sc * scp, F_, Mb)
     for g0 in range(0, sc, T):
         for b0 in range(0, sc, T):
             if T == BLOCK:
@@ -193,7 +198,7 @@ def _flush(phi, A, tok, d0):
             A[d + 1, k] = 0.0
 
 
-@numba.njit(cache=True, error_model="numpy", nogil=True)
+@numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
 def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)): the −q parts of g into phi
     (nw + 3, L, Kp), L ≥ 2. Returns Σ D(x)·log s(x) over their sentences; stats[0] counts the log-domain
@@ -203,8 +208,9 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     sc, M, scp = mu.shape[0], L - 1, mu2.shape[0]
     P, A = np.zeros((L, Kp)), np.zeros((L, Kp))                           # prefix products, running Σ g
     P[0, :K] = 1.0
-    Q, F, Ssum = np.zeros((scp, Kp)), np.zeros((scp, scp)), np.zeros((scp, scp))  # a block's P, f and s
-    Mb = np.zeros(scp * scp, dtype=np.int64)                              # the leaves' mantissas, as bits
+    Q, F_, s_ = np.zeros((scp, Kp)), np.zeros(scp * scp), np.zeros(scp * scp)  # a block's P, f and s
+    F, Ssum = F_.reshape(scp, scp), s_.reshape(scp, scp)                 # (scp, scp) views, made once
+    flat = (s_, mu2.reshape(scp * scp), F_, np.zeros(scp * scp, dtype=np.int64))  # + mantissas as bits
     Dp = np.ones(L)                                                       # prefixes of D
     bw, extra, y = np.zeros((nw + BLOCK - 1, Kp)), np.zeros(Kp), np.empty(Kp)
     tok, beta = np.zeros(L, dtype=np.int64), np.zeros(L, dtype=np.int64)  # (L,) words, digits
@@ -216,7 +222,7 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     risk = 0.0
     for i in range(b0, b1):
         up = (tok[M - 2], M - 2) if M >= 2 else (nw, 0)                  # L = 2: the block is the class
-        r, fell = _block(E, Z, mu, mu2, j, P, Dp[M - 1], up, Q, F, Ssum, Mb, A, phi, bw)
+        r, fell = _block(E, Z, mu, flat, j, P, Dp[M - 1], up, Q, F, Ssum, A, phi, bw)
         risk += r
         if fell:
             stats[0] += fell

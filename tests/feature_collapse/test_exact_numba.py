@@ -137,7 +137,7 @@ def test_the_leaves_logarithm_matches_numpys():
     Ssum = s.reshape(scp, scp).copy()                                     # (scp, scp)
     mu2 = rng.uniform(0.0, 1.0, (scp, scp))                               # (scp, scp)
     F, Mb = np.full((scp, scp), -1.0), np.zeros(scp * scp, dtype=np.int64)
-    risk, fell = exact_walk._leaf_logs(Ssum, mu2, Dn, K, scp * scp, F, Mb)
+    risk, fell = exact_walk._leaf_logs(Ssum.ravel(), mu2.ravel(), Dn, K, scp * scp, F.ravel(), Mb)
     D = Dn * mu2.ravel()
     ok = s >= exact_walk.SMALLEST_SUM
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -94,3 +94,21 @@ def test_a_bad_option_value_is_one_error_line_with_exit_2(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2
     assert err == ["Error: Invalid value for '--epochs': 'abc' is not a valid integer."]
+
+
+def test_the_scaling_sizes_are_timed_in_turn(monkeypatch):
+    """bench exact's scaling rows: each size compiled and warmed up once, then ROUNDS rounds that time every
+    size in turn (a ratio of two rows compares calls made under the same load), the median per size."""
+    from refimpl.bench import exact as bench
+
+    calls = []
+    monkeypatch.setattr(bench, "SCALING", ((4, 2, 2), (8, 2, 3)))
+    monkeypatch.setattr(bench, "ROUNDS", 3)
+    monkeypatch.setattr(bench, "ROUND_SECONDS", 0.0)
+    monkeypatch.setattr(bench, "WARMUP_SECONDS", 0.0)
+    monkeypatch.setattr(bench, "_risk_and_grads", lambda args, ln, backend: calls.append(len(args[2])))
+    times = bench._scaling_times(bench.ExactBenchConfig(nc=3))
+    assert list(times) == [(4, 2, 2), (8, 2, 3)]
+    # each size's compiling call (no warm-up in 0 s), then three rounds of one call per size, alternating
+    assert calls == [4, 8] + [4, 8] * 3
+    assert all(len(t) == 2 and t[0] >= 0 and t[1] >= 0 for t in times.values())

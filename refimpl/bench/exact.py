@@ -11,7 +11,10 @@ in steady state (after 0.1 s of untimed calls; repeated until 0.3 s, see :class:
 * the configured instance, beside the NumPy reference;
 * ``--scaling``: seven sizes from 20,736 to 2,985,984 sentences, each time divided by K²·sc^L (sentences
   × classes), the kernel's cost model; the largest / smallest ns per unit is printed, and whether it is
-  flat within 2×.
+  flat within 2×. The sizes are timed in ROUNDS rounds, each size in turn within a round (for at least
+  ROUND_SECONDS, one call at least), the median over all its timed calls reported: a ratio of two rows
+  compares calls made under the same load, where timing one size after another would compare the
+  machine's good minute with its bad one (the host's speed was seen to move by ±25% within minutes).
 
 Beside each wall time the CPU time of all the process's threads is printed: when other jobs share the
 cores, the wall time grows and the CPU time shows what the work itself costs.
@@ -23,6 +26,7 @@ cpu_seconds, ns_per_unit, cpu_ns_per_unit) and the scaling summary (scaling_max_
 """
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -38,6 +42,7 @@ TARGETS = (        # (nc, sc, L, d, K, seconds): risk + gradient on 2 cores
     (3, 4, 6, 8, 729, 1.0),
 )
 WARMUP_SECONDS, TIMED_SECONDS, MAX_REPEATS = 0.1, 0.3, 100  # per instance (see _Timer)
+ROUNDS, ROUND_SECONDS = 5, 0.06                              # the scaling rows, in turn (see _scaling)
 SCALING = (        # (K, sc, L), nc = 3: 20,736 .. 2,985,984 sentences
     (81, 4, 4), (81, 4, 5), (243, 3, 5), (243, 4, 5), (729, 3, 6), (243, 5, 5), (729, 4, 6),
 )
@@ -120,12 +125,33 @@ def _targets(cfg, timer, ctx) -> None:
                   "cpu_seconds": cpu, "limit_seconds": limit, "met": met})
 
 
-def _scaling(cfg, timer, ctx) -> None:
+def _scaling_times(cfg) -> dict:
+    """Median (wall, CPU) seconds per scaling size (K, sc, L), the sizes timed in turn: after each size's
+    compiling call and WARMUP_SECONDS of untimed calls, ROUNDS rounds, each running every size for at
+    least ROUND_SECONDS (one call at least); the median is over all of a size's timed calls."""
+    sizes = [(K, sc, L) for K, sc, L in SCALING if K <= cfg.nc**L]
+    calls = {}
+    for K, sc, L in sizes:
+        args = _instance(cfg.nc, sc, L, cfg.d, K, seed=1)
+        fn = functools.partial(_risk_and_grads, args, cfg.layernorm, "numba")
+        fn()                                                              # compile
+        start = time.perf_counter()
+        while time.perf_counter() - start < WARMUP_SECONDS:
+            fn()                                                          # warm up
+        calls[K, sc, L] = fn
+    runs = {size: [] for size in sizes}
+    for _ in range(ROUNDS):
+        for size, fn in calls.items():
+            start = time.perf_counter()
+            runs[size].append(timed(fn))
+            while time.perf_counter() - start < ROUND_SECONDS:
+                runs[size].append(timed(fn))
+    return {size: tuple(float(t) for t in np.median(np.array(r), axis=0)) for size, r in runs.items()}
+
+
+def _scaling(cfg, ctx) -> None:
     per_unit = []
-    for K, sc, L in SCALING:
-        if K > cfg.nc**L:
-            continue
-        seconds, cpu = timer(cfg.nc, sc, L, cfg.d, K, repeats=min(3, cfg.repeats))
+    for (K, sc, L), (seconds, cpu) in _scaling_times(cfg).items():
         n = data.sentence_count(K, sc, L)
         per_unit.append(seconds / (K * n) * 1e9)
         record = {"K": K, "sc": sc, "L": L, "sentences": n, "numba_seconds": seconds, "cpu_seconds": cpu,
@@ -165,7 +191,7 @@ def run(cfg: ExactBenchConfig, ctx) -> bool:
     ctx.emit(f"numba {t_numba * 1e3:.1f} ms (CPU {cpu * 1e3:.1f} ms)   {versus}   "
              f"({row['ns_per_unit']:.3f} ns per K²·sc^L unit; check vs NumPy: max rel err {err:.1e} ok)", row)
     if cfg.scaling:
-        _scaling(cfg, timer, ctx)
+        _scaling(cfg, ctx)
     return True
 
 

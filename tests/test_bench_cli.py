@@ -97,18 +97,19 @@ def test_a_bad_option_value_is_one_error_line_with_exit_2(capsys):
 
 
 def test_the_scaling_sizes_are_timed_in_turn(monkeypatch):
-    """bench exact's scaling rows: each size compiled and warmed up once, then ROUNDS rounds that time every
-    size in turn (a ratio of two rows compares calls made under the same load), the median per size."""
+    """bench exact's scaling rows: each size compiled once, then ROUNDS rounds that run every size in turn,
+    untimed (at least one call) and then timed (a ratio of two rows compares calls made under the same
+    load), the median per size."""
     from refimpl.bench import exact as bench
 
     calls = []
     monkeypatch.setattr(bench, "SCALING", ((4, 2, 2), (8, 2, 3)))
     monkeypatch.setattr(bench, "ROUNDS", 3)
     monkeypatch.setattr(bench, "ROUND_SECONDS", 0.0)
-    monkeypatch.setattr(bench, "WARMUP_SECONDS", 0.0)
+    monkeypatch.setattr(bench, "ROUND_WARMUP", 0.0)
     monkeypatch.setattr(bench, "_risk_and_grads", lambda args, ln, backend: calls.append(len(args[2])))
     times = bench._scaling_times(bench.ExactBenchConfig(nc=3))
     assert list(times) == [(4, 2, 2), (8, 2, 3)]
-    # each size's compiling call (no warm-up in 0 s), then three rounds of one call per size, alternating
-    assert calls == [4, 8] + [4, 8] * 3
+    # each size's compiling call, then three rounds: per size one untimed and one timed call, alternating
+    assert calls == [4, 8] + [4, 4, 8, 8] * 3
     assert all(len(t) == 2 and t[0] >= 0 and t[1] >= 0 for t in times.values())

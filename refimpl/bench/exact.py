@@ -104,9 +104,7 @@ class _Timer:
             args = args if args is not None else _instance(*key, seed=1)
             fn = lambda: _risk_and_grads(args, self.cfg.layernorm, "numba")  # noqa: E731
             fn()                                                          # compile
-            start = time.perf_counter()
-            while time.perf_counter() - start < WARMUP_SECONDS:
-                fn()                                                      # warm up
+            _run_for(fn, WARMUP_SECONDS)                                  # warm up
             runs = [timed(fn) for _ in range(repeats or self.cfg.repeats)]
             while sum(r[0] for r in runs) < TIMED_SECONDS and len(runs) < MAX_REPEATS:
                 runs.append(timed(fn))

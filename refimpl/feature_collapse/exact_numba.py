@@ -35,12 +35,14 @@ sums that underflow, and fused, reassociated K-long loops; its notes give the de
 
 **Chunks.** The K·sc^(L−2) blocks are cut into ``n_chunks`` contiguous ranges, a number fixed by the sizes
 (not the thread count), each with private Φ and buffers summed in a fixed order: the result does not
-depend on the number of threads. With T = ``numba.get_num_threads()`` threads, thread t runs chunks t,
-t + T, … in one call of :func:`.exact_walk.chunks`, which releases the GIL (the calling thread is
-thread 0, a kept pool provides the others; a ``prange`` over chunks does the same but doubles the compile
-time, to ~20 s, by re-optimizing the whole kernel inside the parallel loop). Small enumerations
-(K·K·sc^L < SERIAL_WORK) run on one thread: handing chunks to the pool costs more than they do. L = 1
-(sc sentences per class) takes the log-domain path for every sentence.
+depend on the number of threads, nor on which thread ran which chunk. With T = ``numba.get_num_threads()``
+threads, the calling thread and T − 1 threads of a kept pool each make one call of
+:func:`.exact_walk.chunks`, which releases the GIL and claims chunks from a shared atomic counter until
+none is left; the caller then polls until the others' last chunks are done (:func:`.exact_walk.finished`)
+rather than sleeping on them: waking a thread costs tens of microseconds on a small VM (a ``prange``
+over chunks doubles the compile time, to ~20 s, by re-optimizing the whole kernel inside the parallel
+loop). Small enumerations (K·K·sc^L < SERIAL_WORK) run on one thread: handing chunks to the pool costs
+more than they do. L = 1 (sc sentences per class) takes the log-domain path for every sentence.
 """
 
 import functools
@@ -61,6 +63,7 @@ CHUNK_SENTENCES = 4096     # at least this many sentences per chunk
 CHUNK_BUFFER = 2**24       # at most this many float64 over all private copies of Φ (128 MiB)
 SERIAL_WORK = 2**20        # below K·(K·sc^L) units (≈ 0.5 ms on one core) the enumeration runs on one thread
 LANES = 8                  # classes are padded to a multiple of LANES (zero weight: E = 0 there)
+SPINS = 2**20              # polls (≈ 1 ms) for the helpers' last chunks before blocking on them
 
 
 def _threads_for(work: int) -> int:
@@ -107,33 +110,49 @@ def _tables(S, Kp):
 
 def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,), L ≥ 2.
-    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: with
-    T = min(threads, n_chunks), thread t runs chunks t, t + T, … in one GIL-free call, the calling thread
-    as t = 0 and T − 1 pool threads as the others."""
-    nw, L, Kp = St.shape
-    blocks = Z.shape[0] * mu.shape[0] ** (L - 2)
-    risk = np.zeros(n_chunks)
-    phi = np.zeros((n_chunks, nw + BLOCK - 1, L, Kp))                     # 3 sink rows for padded slots
-    stats = np.zeros((n_chunks, 1), dtype=np.int64)
-    sc, scp = mu.shape[0], exact_tiles.padded(mu.shape[0])
-    mu2 = np.zeros((scp, scp))                                            # (scp, scp) µ_g µ_b, 0 past sc
-    mu2[:sc, :sc] = np.outer(mu, mu)
-    bounds = blocks * np.arange(n_chunks + 1) // n_chunks                 # (n_chunks + 1,) chunk i: blocks
-    T = min(threads, n_chunks)                                            # bounds[i] .. bounds[i + 1] − 1
+    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: the calling
+    thread and min(threads, n_chunks) − 1 pool threads claim chunks one at a time from a shared counter
+    (:func:`.exact_walk.chunks`) until none is left, then the caller polls for the others' last chunks
+    (:func:`.exact_walk.finished`) and waits on them only if that takes longer than SPINS polls."""
+    scp = exact_tiles.padded(mu.shape[0])
+    mu2, bounds, claims, risk, phi, stats = _walk_arrays(St, Z.shape[0], mu, scp, n_chunks)
+    T = min(threads, n_chunks)
 
-    def run(first):
-        exact_walk.chunks(E, St, c, Z, mu, mu2, bounds, first, T, phi, stats, risk)
+    def run():
+        return exact_walk.chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk)
 
-    helpers = [_pool(threads - 1).submit(run, t) for t in range(1, T)]
-    run(0)
-    for helper in helpers:
-        helper.result()
+    helpers = [_pool(threads - 1).submit(run) for _ in range(1, T)]
+    run()
+    if not exact_walk.finished(claims, n_chunks, SPINS):
+        for helper in helpers:                                            # a helper late, or failed
+            helper.result()
     return risk, phi, stats[:, 0]
 
 
+@numba.njit(cache=True)
+def _walk_arrays(St, K, mu, scp, n_chunks):
+    """The chunks' shared arrays and private results, made in one compiled call (a dozen NumPy calls from
+    Python cost ≈ 30 µs, 4% of a K = 81, L = 4 call): mu2 (scp, scp) = µ_g µ_b (0 past sc), bounds
+    (n_chunks + 1,) (chunk i: blocks bounds[i] .. bounds[i + 1] − 1 of the K·sc^(L−2)), claims (2,) = (next
+    chunk, chunks done), and zeroed risk (n_chunks,), phi (n_chunks, nw + 3, L, Kp) (3 sink rows for padded
+    slots) and stats (n_chunks, 1)."""
+    nw, L, Kp = St.shape
+    sc = mu.shape[0]
+    mu2 = np.zeros((scp, scp))                                            # (scp, scp)
+    for g in range(sc):
+        for b in range(sc):
+            mu2[g, b] = mu[g] * mu[b]
+    blocks = K * sc ** (L - 2)
+    bounds = blocks * np.arange(n_chunks + 1) // n_chunks                 # (n_chunks + 1,)
+    claims = np.zeros(2, dtype=np.int64)                                  # (2,)
+    risk, stats = np.zeros(n_chunks), np.zeros((n_chunks, 1), dtype=np.int64)
+    return mu2, bounds, claims, risk, np.zeros((n_chunks, nw + BLOCK - 1, L, Kp)), stats
+
+
 def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
-    """How many private copies of Φ: a power of two (so that 2 or 4 threads share them evenly),
-    ≤ MAX_CHUNKS, ≥ CHUNK_SENTENCES sentences each, within CHUNK_BUFFER floats in all."""
+    """How many private copies of Φ: the largest power of two ≤ MAX_CHUNKS with ≥ CHUNK_SENTENCES
+    sentences each and CHUNK_BUFFER floats in all (more chunks did not balance the claiming threads
+    better at the sizes timed, and each is a Φ to zero and to sum: docs/exact-kernel.md)."""
     n = sentence_count(K, sc, L)
     most = max(1, min(MAX_CHUNKS, n // CHUNK_SENTENCES, CHUNK_BUFFER // ((nw + BLOCK - 1) * L * _padded(K))))
     return 1 << (most.bit_length() - 1)

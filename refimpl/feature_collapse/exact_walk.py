@@ -3,8 +3,9 @@
 per sentence). The derivation is in :mod:`.exact_numba`'s notes and docs/exact-kernel.md; this module
 holds the loops.
 
-    chunks(E, St, c, Z, mu, mu2, bounds, first, step, phi, stats, risk)   one thread's chunks, GIL-free
-    chunk_one_word(St, c, Z, mu, b0, b1, phi)                             L = 1: the log domain throughout
+    chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk)   one thread's chunks, GIL-free
+    finished(claims, n, spins)                                        all n chunks done? (polls)
+    chunk_one_word(St, c, Z, mu, b0, b1, phi)                        L = 1: the log domain throughout
 
 Notes
 -----
@@ -45,7 +46,7 @@ order. Agreement with the reference: ~1e-15 relative to its largest entry.
 import numba
 import numpy as np
 
-from refimpl import compiled  # noqa: F401  (Numba settings first)
+from refimpl import atomics, compiled  # noqa: F401  (Numba settings first)
 from refimpl.feature_collapse import exact_tiles as tiles
 from refimpl.feature_collapse.exact_tiles import BLOCK
 
@@ -246,12 +247,30 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def chunks(E, St, c, Z, mu, mu2, bounds, first, step, phi, stats, risk):
-    """Chunks first, first + step, … (chunk i: blocks bounds[i] .. bounds[i + 1] − 1) into phi[i], stats[i]
-    and risk[i]: one thread's share, in one call that holds no GIL."""
-    for i in range(first, bounds.shape[0] - 1, step):
+def chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk):
+    """One thread's share, in one call that holds no GIL: it claims the next chunk (claims[0], shared by
+    every thread), computes chunk i (blocks bounds[i] .. bounds[i + 1] − 1) into phi[i], stats[i] and
+    risk[i], counts it in claims[1], and so on until none is left. Returns how many chunks it computed.
+    Which thread computes a chunk changes nothing in it: the result does not depend on the claims."""
+    n, mine = bounds.shape[0] - 1, 0
+    while True:
+        i = atomics.fetch_add(claims, 0, 1)
+        if i >= n:
+            return mine
         if bounds[i + 1] > bounds[i]:
             risk[i] = _chunk(E, St, c, Z, mu, mu2, bounds[i], bounds[i + 1], phi[i], stats[i])
+        atomics.fetch_add(claims, 1, 1)                                   # chunk i's results written first
+        mine += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def finished(claims, n, spins):
+    """Whether all n chunks are counted in claims[1], polled at most `spins` times (GIL-free): a thread that
+    has no chunk left to claim waits here for the others' last ones instead of sleeping."""
+    for _ in range(spins):
+        if atomics.load(claims, 1) >= n:
+            return True
+    return False
 
 
 @numba.njit(cache=True)

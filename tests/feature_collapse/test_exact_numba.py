@@ -152,9 +152,12 @@ def test_the_leaves_logarithm_matches_numpys():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
-def test_result_does_not_depend_on_the_thread_count(rng, monkeypatch):
-    """The chunks are fixed by the sizes, so one thread and two give the same bits."""
+@pytest.mark.parametrize("spins", [kernels.SPINS, 0])
+def test_result_does_not_depend_on_the_thread_count(rng, monkeypatch, spins):
+    """The chunks are fixed by the sizes, so one thread and two give the same bits, whether the caller
+    polls for the helper's last chunks or (spins = 0) blocks on it at once."""
     monkeypatch.setattr(kernels, "SERIAL_WORK", 0)                      # no single-thread shortcut
+    monkeypatch.setattr(kernels, "SPINS", spins)
     W, U, Z, mu = _problem(rng, 3, 4, 4, 6, "all", "zipf", 0.5)
     S = kernels.score_tables(W, U, 4)
     assert kernels.n_chunks_for(len(Z), 4, 4, 12) > 1
@@ -168,6 +171,27 @@ def test_result_does_not_depend_on_the_thread_count(rng, monkeypatch):
         numba.set_num_threads(old)
     (R_one, Phi_one), (R_two, Phi_two) = results
     assert R_one == R_two and np.array_equal(Phi_one, Phi_two)
+
+
+def test_each_chunk_is_computed_once_by_whoever_claims_it(rng):
+    """chunks() takes chunks from claims[0] until none is left and counts each in claims[1]; a second
+    caller on the same claims finds none, and finished() sees the count."""
+    W, U, Z, mu = _problem(rng, 3, 4, 4, 6, "all", "zipf", 0.5)
+    St, c, E = kernels._tables(kernels.score_tables(W, U, 4), kernels._padded(len(Z)))
+    n, nw, Kp = 4, St.shape[0], St.shape[2]
+    mu2 = np.zeros((4, 4))
+    mu2[:, :] = np.outer(mu, mu)
+    bounds = len(Z) * 4**2 * np.arange(n + 1) // n                        # (n + 1,) blocks per chunk
+    phi, stats, risk = np.zeros((n, nw + 3, 4, Kp)), np.zeros((n, 1), dtype=np.int64), np.zeros(n)
+    args = (E, St, c, Z.astype(np.int64), mu, mu2, bounds)
+    claims = np.array([1, 0], dtype=np.int64)                             # chunk 0 already taken
+    assert not exact_walk.finished(claims, n, 10)
+    assert exact_walk.chunks(*args, claims, phi, stats, risk) == n - 1
+    assert claims.tolist() == [n + 1, n - 1] and risk[0] == 0 and not phi[0].any() and risk[1:].all()
+    assert not exact_walk.finished(claims, n, 10) and exact_walk.finished(claims, n - 1, 1)
+    before = phi.copy()
+    assert exact_walk.chunks(*args, claims, phi, stats, risk) == 0
+    assert np.array_equal(phi, before)
 
 
 def test_the_kernel_module_does_not_import_the_reference():

@@ -39,7 +39,8 @@ depend on the number of threads, nor on which thread ran which chunk. With T = `
 threads, the calling thread and T − 1 threads of a kept pool each make one call of
 :func:`.exact_walk.chunks`, which releases the GIL and claims chunks from a shared atomic counter until
 none is left; the caller then polls until the others' last chunks are done (:func:`.exact_walk.finished`)
-rather than sleeping on them: waking a thread costs tens of microseconds on a small VM (a ``prange``
+rather than sleeping on them, and the helpers poll ≤ 1 ms for the next call's caller before they sleep:
+waking a thread costs tens of microseconds on a small VM (a ``prange``
 over chunks doubles the compile time, to ~20 s, by re-optimizing the whole kernel inside the parallel
 loop). Small enumerations (K·K·sc^L < SERIAL_WORK) run on one thread: handing chunks to the pool costs
 more than they do. L = 1 (sc sentences per class) takes the log-domain path for every sentence.
@@ -64,6 +65,8 @@ CHUNK_BUFFER = 2**24       # at most this many float64 over all private copies o
 SERIAL_WORK = 2**20        # below K·(K·sc^L) units (≈ 0.5 ms on one core) the enumeration runs on one thread
 LANES = 8                  # classes are padded to a multiple of LANES (zero weight: E = 0 there)
 SPINS = 2**20              # polls (≈ 1 ms) for the helpers' last chunks before blocking on them
+LINGER = 2**20             # polls (≈ 1 ms) a helper waits for the next call's caller before it sleeps
+_BELL = np.zeros(1, dtype=np.int64)   # (1,) calls whose calling thread has started its share
 
 
 def _threads_for(work: int) -> int:
@@ -113,16 +116,19 @@ def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: the calling
     thread and min(threads, n_chunks) − 1 pool threads claim chunks one at a time from a shared counter
     (:func:`.exact_walk.chunks`) until none is left, then the caller polls for the others' last chunks
-    (:func:`.exact_walk.finished`) and waits on them only if that takes longer than SPINS polls."""
+    (:func:`.exact_walk.finished`) and waits on them only if that takes longer than SPINS polls. The
+    helpers then poll for the next call (≤ LINGER times) before they sleep."""
     scp = exact_tiles.padded(mu.shape[0])
     mu2, bounds, claims, risk, phi, stats = _walk_arrays(St, Z.shape[0], mu, scp, n_chunks)
     T = min(threads, n_chunks)
+    call = int(_BELL[0]) + 1                                              # the bell's value once we ring
 
-    def run():
-        return exact_walk.chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk)
+    def run(number):                                                      # 0: the calling thread
+        return exact_walk.chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk, _BELL, number,
+                                 LINGER)
 
-    helpers = [_pool(threads - 1).submit(run) for _ in range(1, T)]
-    run()
+    helpers = [_pool(threads - 1).submit(run, call) for _ in range(1, T)]
+    run(0)
     if not exact_walk.finished(claims, n_chunks, SPINS):
         for helper in helpers:                                            # a helper late, or failed
             helper.result()

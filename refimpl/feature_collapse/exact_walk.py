@@ -3,9 +3,10 @@
 per sentence). The derivation is in :mod:`.exact_numba`'s notes and docs/exact-kernel.md; this module
 holds the loops.
 
-    chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk)   one thread's chunks, GIL-free
-    finished(claims, n, spins)                                        all n chunks done? (polls)
-    chunk_one_word(St, c, Z, mu, b0, b1, phi)                        L = 1: the log domain throughout
+    chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk, bell, call, linger)
+                                                one thread's chunks, GIL-free
+    finished(claims, n, spins)                  all n chunks done? (polls)
+    chunk_one_word(St, c, Z, mu, b0, b1, phi)   L = 1: the log domain throughout
 
 Notes
 -----
@@ -247,20 +248,33 @@ def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk):
+def chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk, bell, call, linger):
     """One thread's share, in one call that holds no GIL: it claims the next chunk (claims[0], shared by
     every thread), computes chunk i (blocks bounds[i] .. bounds[i + 1] − 1) into phi[i], stats[i] and
     risk[i], counts it in claims[1], and so on until none is left. Returns how many chunks it computed.
-    Which thread computes a chunk changes nothing in it: the result does not depend on the claims."""
+    Which thread computes a chunk changes nothing in it: the result does not depend on the claims.
+
+    bell[0] counts the calls whose calling thread has started its share. The calling thread passes
+    call = 0 and rings the bell on entry; a helper passes its call's number (the bell's value once that
+    call's caller has rung) and, with no chunk left, polls the bell ≤ `linger` times until the next call's
+    caller rings — that caller has then released the GIL, so the helper takes the next call's share
+    without sleeping on the GIL or on the pool's queue (a wake-up costs tens of µs on a small VM)."""
     n, mine = bounds.shape[0] - 1, 0
+    if call == 0:
+        atomics.fetch_add(bell, 0, 1)
     while True:
         i = atomics.fetch_add(claims, 0, 1)
         if i >= n:
-            return mine
+            break
         if bounds[i + 1] > bounds[i]:
             risk[i] = _chunk(E, St, c, Z, mu, mu2, bounds[i], bounds[i + 1], phi[i], stats[i])
         atomics.fetch_add(claims, 1, 1)                                   # chunk i's results written first
         mine += 1
+    if call > 0:
+        for _ in range(linger):
+            if atomics.load(bell, 0) > call:
+                break
+    return mine
 
 
 @numba.njit(cache=True, nogil=True)

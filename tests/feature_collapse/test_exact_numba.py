@@ -4,6 +4,7 @@ extreme scores; independence from the thread count; no import of exact from exac
 
 import subprocess
 import sys
+import threading
 
 import numba
 import numpy as np
@@ -173,25 +174,48 @@ def test_result_does_not_depend_on_the_thread_count(rng, monkeypatch, spins):
     assert R_one == R_two and np.array_equal(Phi_one, Phi_two)
 
 
-def test_each_chunk_is_computed_once_by_whoever_claims_it(rng):
-    """chunks() takes chunks from claims[0] until none is left and counts each in claims[1]; a second
-    caller on the same claims finds none, and finished() sees the count."""
+def _walk_args(rng, n):
+    """chunks()'s arguments up to claims for a K = 81, sc = 4, L = 4 problem cut into n chunks, and zeroed
+    (phi, stats, risk)."""
     W, U, Z, mu = _problem(rng, 3, 4, 4, 6, "all", "zipf", 0.5)
     St, c, E = kernels._tables(kernels.score_tables(W, U, 4), kernels._padded(len(Z)))
-    n, nw, Kp = 4, St.shape[0], St.shape[2]
-    mu2 = np.zeros((4, 4))
-    mu2[:, :] = np.outer(mu, mu)
+    mu2 = np.outer(mu, mu)                                                # (4, 4): sc = 4 needs no padding
     bounds = len(Z) * 4**2 * np.arange(n + 1) // n                        # (n + 1,) blocks per chunk
-    phi, stats, risk = np.zeros((n, nw + 3, 4, Kp)), np.zeros((n, 1), dtype=np.int64), np.zeros(n)
-    args = (E, St, c, Z.astype(np.int64), mu, mu2, bounds)
-    claims = np.array([1, 0], dtype=np.int64)                             # chunk 0 already taken
+    outputs = np.zeros((n, St.shape[0] + 3, 4, St.shape[2])), np.zeros((n, 1), dtype=np.int64), np.zeros(n)
+    return (E, St, c, Z.astype(np.int64), mu, mu2, bounds), outputs
+
+
+def test_each_chunk_is_computed_once_by_whoever_claims_it(rng):
+    """chunks() takes chunks from claims[0] until none is left and counts each in claims[1]; a second
+    caller on the same claims finds none, and finished() sees the count. The caller (call = 0) rings the
+    bell once."""
+    n = 4
+    args, (phi, stats, risk) = _walk_args(rng, n)
+    claims, bell = np.array([1, 0], dtype=np.int64), np.zeros(1, dtype=np.int64)  # chunk 0 already taken
     assert not exact_walk.finished(claims, n, 10)
-    assert exact_walk.chunks(*args, claims, phi, stats, risk) == n - 1
+    assert exact_walk.chunks(*args, claims, phi, stats, risk, bell, 0, 0) == n - 1
     assert claims.tolist() == [n + 1, n - 1] and risk[0] == 0 and not phi[0].any() and risk[1:].all()
     assert not exact_walk.finished(claims, n, 10) and exact_walk.finished(claims, n - 1, 1)
     before = phi.copy()
-    assert exact_walk.chunks(*args, claims, phi, stats, risk) == 0
-    assert np.array_equal(phi, before)
+    assert exact_walk.chunks(*args, claims, phi, stats, risk, bell, 0, 0) == 0
+    assert np.array_equal(phi, before) and bell[0] == 2
+
+
+def test_a_helper_lingers_until_the_next_call_rings(rng):
+    """A helper of call 5 with nothing left to claim polls the bell until a caller rings it (bell 5 -> 6),
+    not before, and without ringing it itself; with few polls it returns on its own."""
+    args, outputs = _walk_args(rng, 2)
+    done = np.array([2, 2], dtype=np.int64)                               # no chunk left to claim
+    bell = np.array([5], dtype=np.int64)
+    assert exact_walk.chunks(*args, done, *outputs, bell, 5, 1000) == 0 and bell[0] == 5
+    helper = threading.Thread(target=exact_walk.chunks, args=(*args, done, *outputs, bell, 5, 1 << 62),
+                              daemon=True)                               # a failure leaves it polling
+    helper.start()
+    helper.join(0.2)
+    assert helper.is_alive() and bell[0] == 5                             # still polling
+    assert exact_walk.chunks(*args, done, *outputs, bell, 0, 0) == 0      # the next call's caller rings
+    helper.join(10.0)
+    assert not helper.is_alive() and bell[0] == 6 and not outputs[0].any()
 
 
 def test_the_kernel_module_does_not_import_the_reference():

@@ -129,7 +129,7 @@ def _enumerate(E, St, c, Z, mu, n_chunks, threads):
 
     helpers = [_pool(threads - 1).submit(run, call) for _ in range(1, T)]
     run(0)
-    if not exact_walk.finished(claims, n_chunks, SPINS):
+    if not exact_walk.finished(claims, n_chunks, SPINS, _BELL):
         for helper in helpers:                                            # a helper late, or failed
             helper.result()
     return risk, phi, stats[:, 0]

@@ -5,7 +5,7 @@ holds the loops.
 
     chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk, bell, call, linger)
                                                 one thread's chunks, GIL-free
-    finished(claims, n, spins)                  all n chunks done? (polls)
+    finished(claims, n, spins, bell)            all n chunks done? (polls)
     chunk_one_word(St, c, Z, mu, b0, b1, phi)   L = 1: the log domain throughout
 
 Notes
@@ -278,12 +278,15 @@ def chunks(E, St, c, Z, mu, mu2, bounds, claims, phi, stats, risk, bell, call, l
 
 
 @numba.njit(cache=True, nogil=True)
-def finished(claims, n, spins):
+def finished(claims, n, spins, bell):
     """Whether all n chunks are counted in claims[1], polled at most `spins` times (GIL-free): a thread that
-    has no chunk left to claim waits here for the others' last ones instead of sleeping."""
+    has no chunk left to claim waits here for the others' last ones instead of sleeping. If they are not
+    done by then, it rings the bell before returning False: the caller is about to block on its helpers,
+    and a helper that finishes later must not poll for a next call that cannot start."""
     for _ in range(spins):
         if atomics.load(claims, 1) >= n:
             return True
+    atomics.fetch_add(bell, 0, 1)
     return False
 
 

@@ -187,18 +187,18 @@ def _walk_args(rng, n):
 
 def test_each_chunk_is_computed_once_by_whoever_claims_it(rng):
     """chunks() takes chunks from claims[0] until none is left and counts each in claims[1]; a second
-    caller on the same claims finds none, and finished() sees the count. The caller (call = 0) rings the
-    bell once."""
+    caller on the same claims finds none, and finished() sees the count. A caller (call = 0) rings the
+    bell on entry, and finished() when it gives up polling."""
     n = 4
     args, (phi, stats, risk) = _walk_args(rng, n)
     claims, bell = np.array([1, 0], dtype=np.int64), np.zeros(1, dtype=np.int64)  # chunk 0 already taken
-    assert not exact_walk.finished(claims, n, 10)
     assert exact_walk.chunks(*args, claims, phi, stats, risk, bell, 0, 0) == n - 1
     assert claims.tolist() == [n + 1, n - 1] and risk[0] == 0 and not phi[0].any() and risk[1:].all()
-    assert not exact_walk.finished(claims, n, 10) and exact_walk.finished(claims, n - 1, 1)
+    assert exact_walk.finished(claims, n - 1, 1, bell) and bell[0] == 1
+    assert not exact_walk.finished(claims, n, 10, bell) and bell[0] == 2  # gives up: rings the bell
     before = phi.copy()
     assert exact_walk.chunks(*args, claims, phi, stats, risk, bell, 0, 0) == 0
-    assert np.array_equal(phi, before) and bell[0] == 2
+    assert np.array_equal(phi, before) and bell[0] == 3
 
 
 def test_a_helper_lingers_until_the_next_call_rings(rng):

@@ -40,10 +40,10 @@ threads, the calling thread and T − 1 threads of a kept pool each make one cal
 :func:`.exact_walk.chunks`, which releases the GIL and claims chunks from a shared atomic counter until
 none is left; the caller then polls until the others' last chunks are done (:func:`.exact_walk.finished`)
 rather than sleeping on them, and the helpers poll ≤ 1 ms for the next call's caller before they sleep:
-waking a thread costs tens of microseconds on a small VM (a ``prange``
-over chunks doubles the compile time, to ~20 s, by re-optimizing the whole kernel inside the parallel
-loop). Small enumerations (K·K·sc^L < SERIAL_WORK) run on one thread: handing chunks to the pool costs
-more than they do. L = 1 (sc sentences per class) takes the log-domain path for every sentence.
+waking a thread costs tens of microseconds on a small VM. (A ``prange`` over chunks doubles the compile
+time, to ~20 s, by re-optimizing the whole kernel inside the parallel loop.) Small enumerations
+(K·K·sc^L < SERIAL_WORK) run on one thread: handing chunks to the pool costs more than they do. L = 1
+(sc sentences per class) takes the log-domain path for every sentence.
 """
 
 import functools

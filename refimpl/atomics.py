@@ -8,6 +8,9 @@ Numba has no atomics for the CPU; these are its ``intrinsic``s over LLVM's ``ato
 ``load``. A plain ``a[i] += 1`` from two GIL-free threads loses updates (tests/test_atomics.py), and a
 plain read in a polling loop may be read once and never again. `a` must be a 1-D int64 array and `i` an
 index into it (not checked: compiled code has no bounds check).
+
+The code of both goes into their callers; Numba's on-disk cache of a caller is keyed by the caller's own
+file only, so after a change here delete the callers' cache files (``__pycache__/*.nbi``, ``*.nbc``).
 """
 
 from numba.core import cgutils, types

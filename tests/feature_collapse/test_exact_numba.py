@@ -176,13 +176,11 @@ def test_result_does_not_depend_on_the_thread_count(rng, monkeypatch, spins):
 
 def _walk_args(rng, n):
     """chunks()'s arguments up to claims for a K = 81, sc = 4, L = 4 problem cut into n chunks, and zeroed
-    (phi, stats, risk)."""
+    (phi, stats, risk), as the kernel makes them."""
     W, U, Z, mu = _problem(rng, 3, 4, 4, 6, "all", "zipf", 0.5)
     St, c, E = kernels._tables(kernels.score_tables(W, U, 4), kernels._padded(len(Z)))
-    mu2 = np.outer(mu, mu)                                                # (4, 4): sc = 4 needs no padding
-    bounds = len(Z) * 4**2 * np.arange(n + 1) // n                        # (n + 1,) blocks per chunk
-    outputs = np.zeros((n, St.shape[0] + 3, 4, St.shape[2])), np.zeros((n, 1), dtype=np.int64), np.zeros(n)
-    return (E, St, c, Z.astype(np.int64), mu, mu2, bounds), outputs
+    mu2, bounds, _, risk, phi, stats = kernels._walk_arrays(St, len(Z), mu, 4, n)  # sc = 4: 4 slots
+    return (E, St, c, Z.astype(np.int64), mu, mu2, bounds), (phi, stats, risk)
 
 
 def test_each_chunk_is_computed_once_by_whoever_claims_it(rng):

@@ -96,10 +96,10 @@ def _block(E, Z, mu, flat, j, P, Dn, up, Q, F, Ssum, A, phi, bw):
     """The sc² sentences of class j that share the prefix product P[L−2] (sc groups of sc leaves; Dn: D's
     prefix; up = (the block's word at depth L−3, or a sink row, and its parent's running sum); flat = the
     flat views (s_, w_, F_, Mb) of :func:`_leaf_logs`, s_ and F_ of Ssum and F, w_ of µ_g µ_b (zero past
-    sc)). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many
-    leaves have s below). Adds the −q part of g to Φ's rows of depths L (via bw), L−1 and L−2 and to
-    A[up[1]], except for the log-domain leaves (:func:`_block_log_domain` adds theirs). The K-long loops
-    are :mod:`.exact_tiles`' (inlined), in tiles of four or of three slots."""
+    sc)). Returns (Σ D(x) log s(x) over its leaves with s ≥ SMALLEST_SUM, how many leaves have s below).
+    Adds the −q part of g to Φ's rows of depths L (via bw), L−1 and L−2 and to A[up[1]], except for the
+    log-domain leaves (:func:`_block_log_domain` adds theirs). The K-long loops are :mod:`.exact_tiles`'
+    (inlined), in tiles of four or of three slots."""
     K, L = Z.shape
     nw, sc, M, scp = E.shape[0] - (BLOCK - 1), mu.shape[0], L - 1, F.shape[1]
     T = tiles.tile_of(scp)

@@ -86,7 +86,7 @@ def lbfgs_best(risk: Risk, n: int, rng, ctx) -> tuple[float, float]:
     The objective is R/λ, so that gtol stays relative to the natural gradient scale whatever λ."""
     size = np.prod(risk.shape_W) + np.prod(risk.shape_U)
     K, L = risk.Z.shape
-    slow = K * exact.sentence_count(K, risk.mu.size, L) * L > 2e7        # ≳ 50 ms per evaluation
+    slow = K * data.sentence_count(K, risk.mu.size, L) * L > 2e7        # ≳ 50 ms per evaluation
     best = (np.inf, np.nan)
     with progress.bar(n, "L-BFGS starts", enabled=ctx.progress and slow and n > 0) as bar:
         for _ in range(n):

@@ -30,35 +30,23 @@ and :func:`refimpl.inputs.lemma_s_inputs`, which their twins call too; ``check=F
 import numpy as np
 
 from refimpl import validate
-from refimpl.errors import InputError, require
 from refimpl.feature_collapse import inputs
 from refimpl.feature_collapse import layernorm as ln
-from refimpl.feature_collapse.data import all_latent_variables, sentence_count
+from refimpl.feature_collapse.data import all_latent_variables
 
-MAX_SENTENCES = 50_000_000  # default refusal threshold for K·sc^L (a few seconds per million with Numba)
+MAX_SENTENCES = inputs.MAX_SENTENCES  # default refusal threshold for K·sc^L
 
 
 def check_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES):
-    """Arrays, shapes, ranges and the enumeration limit of :func:`risk_and_grads`. Raises InputError (one
-    line); returns (W, U, Z, mu) as float64, float64, int64, float64.
+    """Arrays, shapes, ranges and the enumeration limit of :func:`risk_and_grads`
+    (:func:`refimpl.feature_collapse.inputs.risk_inputs`). Raises InputError (one line); returns
+    (W, U, Z, mu) as float64, float64, int64, float64.
 
     W (d, nw), U (K, L·d) finite reals; Z (K, L) integers in 0..nc−1 with nc = nw / len(mu) (floats
     only if integral, never truncated); mu a distribution (:func:`refimpl.validate.distribution`);
     K·sc^L ≤ max_sentences.
     """
-    W, U = validate.float64_array("W", W, 2), validate.float64_array("U", U, 2)
-    mu = validate.distribution("mu", mu)
-    Z = validate.index_array("Z", Z, 2, None, what="latent variables")
-    (d, nw), (K, L), sc = W.shape, Z.shape, mu.shape[0]
-    require(K >= 1 and L >= 1, f"Z must have at least one class and one position, got shape {Z.shape}")
-    require(d >= 1, f"W must have at least one row, got shape {W.shape}")
-    require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
-    Z = inputs.latent_variables(Z, K, L, nw, sc)
-    max_sentences = validate.positive_int("max_sentences", max_sentences)
-    n = sentence_count(K, sc, L)
-    require(n <= max_sentences, f"exact enumeration of K·sc^L = {K}·{sc}^{L} = {n:,} sentences exceeds "
-                                f"max_sentences = {max_sentences:,}; raise the limit or shrink K, sc or L")
-    return W, U, Z, mu
+    return inputs.risk_inputs(W, U, Z, mu, max_sentences)
 
 
 def word_choices(mu: np.ndarray, L: int):
@@ -207,10 +195,7 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAUL
         V = Vt.T                                                          # (d, nw) φ(W), column-wise
     with np.errstate(over="ignore"):                                      # an overflow is refused below
         S = scores_of(V, U, L, check=False)                               # (K, L, nw); inputs checked above
-    if not np.isfinite(S).all():
-        v, where = validate.first_bad(~np.isfinite(S), S)
-        raise InputError(f"the scores S[k, ℓ, w] = ⟨u_{{k,ℓ}}, w_w⟩ (eq. 20) overflowed to {v!r}{where}: "
-                         "W and U are too large for float64")
+    inputs.finite_scores(S)
     R0, Phi = enumerate_(S, Z, mu, check=False)                           # float, (nw, K, L)
     dV, dU = grads_of(V, U, Phi, check=False)                             # (d, nw), (K, L·d)
     reg_U = 0.5 * lam * float(np.vdot(U, U))

@@ -8,6 +8,7 @@ input with the same one-line :class:`refimpl.InputError`. Built from the validat
 import numpy as np
 
 from refimpl.errors import InputError, require
+from refimpl.feature_collapse.data import sentence_count
 from refimpl.validate import (
     distribution,
     first_bad,
@@ -20,6 +21,8 @@ from refimpl.validate import (
     nonneg_number,
     positive_int,
 )
+
+MAX_SENTENCES = 50_000_000  # default refusal threshold for K·sc^L (a few seconds per million with Numba)
 
 
 def network_inputs(W, U, tokens, labels=None, *, layernorm=False, eps=0.0, inplace=False):
@@ -112,3 +115,31 @@ def lemma_s_inputs(W, U, Phi):
             f"Phi has shape {Phi.shape}, expected (nw, K, L) = ({nw}, K, L) with K, L >= 1")
     require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
     return W, U, Phi
+
+
+def risk_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES):
+    """exact.risk_and_grads's (exact.check_inputs): W (d, nw), U (K, L·d) finite reals; Z (K, L) integers
+    in 0..nc−1 with nc = nw / len(mu) (floats only if integral, never truncated); mu a distribution;
+    K·sc^L ≤ max_sentences. Returns (W, U, Z, mu) as float64, float64, int64, float64."""
+    W, U = float64_array("W", W, 2), float64_array("U", U, 2)
+    mu = distribution("mu", mu)
+    Z = index_array("Z", Z, 2, None, what="latent variables")
+    (d, nw), (K, L), sc = W.shape, Z.shape, mu.shape[0]
+    require(K >= 1 and L >= 1, f"Z must have at least one class and one position, got shape {Z.shape}")
+    require(d >= 1, f"W must have at least one row, got shape {W.shape}")
+    require(U.shape == (K, L * d), f"U has shape {U.shape}, expected (K, L·d) = ({K}, {L * d})")
+    Z = latent_variables(Z, K, L, nw, sc)
+    max_sentences = positive_int("max_sentences", max_sentences)
+    n = sentence_count(K, sc, L)
+    require(n <= max_sentences, f"exact enumeration of K·sc^L = {K}·{sc}^{L} = {n:,} sentences exceeds "
+                                f"max_sentences = {max_sentences:,}; raise the limit or shrink K, sc or L")
+    return W, U, Z, mu
+
+
+def finite_scores(S) -> None:
+    """Refuse score tables S (eq. 20) that overflowed: W and U too large for float64."""
+    bad = ~np.isfinite(S)
+    if bad.any():
+        v, where = first_bad(bad, S)
+        raise InputError(f"the scores S[k, ℓ, w] = ⟨u_{{k,ℓ}}, w_w⟩ (eq. 20) overflowed to {v!r}{where}: "
+                         "W and U are too large for float64")

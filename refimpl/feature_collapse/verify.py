@@ -83,7 +83,7 @@ class Instance:
         require(grad_tolerance(self.lam) <= MAX_GRAD_TOL,
                 f"lam = {self.lam:g} is too small to check in float64: ‖∇R‖ is only known to ~16ε‖θ‖, more "
                 f"than {MAX_GRAD_TOL:g}·λ‖θ‖ (lam must be >= {GRAD_FLOOR / MAX_GRAD_TOL:.2g})")
-        n = exact.sentence_count(self.nc**self.L, self.sc, self.L)
+        n = data.sentence_count(self.nc**self.L, self.sc, self.L)
         require(n <= 2_000_000, f"nc^L·sc^L = {n:,} sentences: too many for a check (at most 2,000,000)")
         self.mu()
 

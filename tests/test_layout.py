@@ -112,7 +112,8 @@ TWINS = {
     "refimpl.feature_collapse.layernorm": ["forward", "backward"],
     "refimpl.feature_collapse.model": ["embed", "forward", "cross_entropy", "backward", "loss_and_grads",
                                        "sgd_step"],
-    "refimpl.feature_collapse.exact": ["score_tables", "risk0_and_phi", "lemma_s"],
+    "refimpl.feature_collapse.exact": ["check_inputs", "score_tables", "risk0_and_phi", "lemma_s",
+                                       "risk0_and_grads"],
     "refimpl.dufm.model": ["loss_and_grads"],
 }
 

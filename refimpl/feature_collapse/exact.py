@@ -18,14 +18,18 @@ For h* the same passes run on V = φ(W) (φ acts column-wise, so h*_{W,U} = h_{�
 gradient in V goes back to W through the LayerNorm Jacobian, column by column.
 
 Total cost O(K²·sc^L·L): K·sc^L sentences, each scored against K classes over L positions, and each adding
-its K-vector (1{j=k} − q_k)·D/K into L rows of Φ. ``backend="numba"`` runs the same passes from
+its K-vector (1{j=k} − q_k)·D/K into L rows of Φ. :func:`risk0_and_grads` runs the three passes in
+turn; ``backend="numba"`` runs the twins of it and of :func:`check_inputs` from
 :mod:`refimpl.feature_collapse.exact_numba`.
 
-Every public function checks its arguments (:func:`check_inputs` for :func:`risk_and_grads`; the
-three passes with :func:`refimpl.inputs.score_table_inputs`, :func:`refimpl.inputs.enumeration_inputs`
-and :func:`refimpl.inputs.lemma_s_inputs`, which their twins call too; ``check=False`` skips that, as
-:func:`risk_and_grads` does after its own check) and computes in float64.
+Every public function checks its arguments (:func:`check_inputs` for :func:`risk_and_grads` and
+:func:`risk0_and_grads`; the three passes with :func:`refimpl.inputs.score_table_inputs`,
+:func:`refimpl.inputs.enumeration_inputs` and :func:`refimpl.inputs.lemma_s_inputs`; the twins call
+the same checks; ``check=False`` skips that, as :func:`risk_and_grads` does after its own check) and
+computes in float64.
 """
+
+import sys
 
 import numpy as np
 
@@ -39,8 +43,8 @@ MAX_SENTENCES = inputs.MAX_SENTENCES  # default refusal threshold for K·sc^L
 
 def check_inputs(W, U, Z, mu, max_sentences=MAX_SENTENCES):
     """Arrays, shapes, ranges and the enumeration limit of :func:`risk_and_grads`
-    (:func:`refimpl.feature_collapse.inputs.risk_inputs`). Raises InputError (one line); returns
-    (W, U, Z, mu) as float64, float64, int64, float64.
+    (:func:`refimpl.feature_collapse.inputs.risk_inputs`, which the twin calls too). Raises InputError
+    (one line); returns (W, U, Z, mu) as float64, float64, int64, float64.
 
     W (d, nw), U (K, L·d) finite reals; Z (K, L) integers in 0..nc−1 with nc = nw / len(mu) (floats
     only if integral, never truncated); mu a distribution (:func:`refimpl.validate.distribution`);
@@ -158,12 +162,34 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray, *, check: bool = True
     return dW0, dU0
 
 
-def passes(backend: str):
-    """The three passes (score_tables, risk0_and_phi, lemma_s) of `backend`: this module or its kernel."""
+def risk0_and_grads(V, U, Z, mu, *, check: bool = True):
+    """R0 (eq. 46) and its gradient by Lemma S (eq. 130): the three passes in turn, S (eq. 20) refused if
+    it overflowed. V is W for h, φ(W) for h*.
+
+    Parameters
+    ----------
+    V : ndarray of shape (d, nw); U : ndarray of shape (K, L·d); Z : ndarray of shape (K, L);
+    mu : ndarray of shape (sc,). check : validate them (:func:`check_inputs`) first; False skips that.
+
+    Returns
+    -------
+    R0 : float; dV0 : ndarray of shape (d, nw); dU0 : ndarray of shape (K, L·d).
+    """
+    if check:
+        V, U, Z, mu = check_inputs(V, U, Z, mu)
+    with np.errstate(over="ignore"):                                      # an overflow is refused below
+        S = score_tables(V, U, Z.shape[1], check=False)                   # (K, L, nw)
+    inputs.finite_scores(S)
+    R0, Phi = risk0_and_phi(S, Z, mu, check=False)                        # float, (nw, K, L)
+    return (R0, *lemma_s(V, U, Phi, check=False))
+
+
+def _backend(backend: str):
+    """The module that runs :func:`check_inputs` and :func:`risk0_and_grads`: this one or its twin."""
     if validate.backend(backend) == "numba":
         from refimpl.feature_collapse import exact_numba
-        return exact_numba.score_tables, exact_numba.risk0_and_phi, exact_numba.lemma_s
-    return score_tables, risk0_and_phi, lemma_s
+        return exact_numba
+    return sys.modules[__name__]
 
 
 def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAULT_BACKEND,
@@ -185,19 +211,14 @@ def risk_and_grads(W, U, Z, mu, *, lam, layernorm=False, backend=validate.DEFAUL
     -------
     R : float; dW : ndarray of shape (d, nw); dU : ndarray of shape (K, L·d).
     """
-    scores_of, enumerate_, grads_of = passes(backend)
-    W, U, Z, mu = check_inputs(W, U, Z, mu, max_sentences)
+    passes = _backend(backend)
+    W, U, Z, mu = passes.check_inputs(W, U, Z, mu, max_sentences)
     lam, layernorm = validate.nonneg_number("lam", lam), validate.flag("layernorm", layernorm)
-    L = Z.shape[1]
     V, cache = W, None
     if layernorm:
         Vt, cache = layernorm_forward(W)                                  # (nw, d) word representations
         V = Vt.T                                                          # (d, nw) φ(W), column-wise
-    with np.errstate(over="ignore"):                                      # an overflow is refused below
-        S = scores_of(V, U, L, check=False)                               # (K, L, nw); inputs checked above
-    inputs.finite_scores(S)
-    R0, Phi = enumerate_(S, Z, mu, check=False)                           # float, (nw, K, L)
-    dV, dU = grads_of(V, U, Phi, check=False)                             # (d, nw), (K, L·d)
+    R0, dV, dU = passes.risk0_and_grads(V, U, Z, mu, check=False)        # float, (d, nw), (K, L·d)
     reg_U = 0.5 * lam * float(np.vdot(U, U))
     if layernorm:
         dW = ln.vjp(dV.T, cache).T                                        # (d, nw) Jᵀ ∂R0/∂φ(w), per column

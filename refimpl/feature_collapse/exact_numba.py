@@ -2,17 +2,19 @@
 
 Versions
 --------
-* ``score_tables``   S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (eq. 20): one BLAS product, as in the reference.
-* ``risk0_and_phi``  R0 (eq. 46) and Φ (eq. 130) with no exponential per sentence: products of per-word
+* ``score_tables``     S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (eq. 20): one BLAS product, as in the reference.
+* ``risk0_and_phi``    R0 (eq. 46) and Φ (eq. 130) with no exponential per sentence: products of per-word
   exponentials along an odometer, prefix products and subtree sums (Notes; docs/exact-kernel.md).
-* ``lemma_s``        the two contractions of Lemma S: two BLAS products, as in the reference.
+* ``lemma_s``          the two contractions of Lemma S: two BLAS products, as in the reference.
+* ``risk0_and_grads``  the three in turn, as two compiled calls around the walk (:mod:`.exact_steps`).
+* ``check_inputs``     the reference's checks.
 
-CPU reference: :func:`.exact.score_tables`, :func:`.exact.risk0_and_phi`, :func:`.exact.lemma_s`;
-tests/feature_collapse/test_exact_numba.py checks agreement to 1e-12. This module does not import
-:mod:`.exact` (which imports it lazily for ``backend="numba"``): its public functions check their
-arguments with the functions the reference calls (:func:`refimpl.inputs.score_table_inputs`,
-:func:`refimpl.inputs.enumeration_inputs`, :func:`refimpl.inputs.lemma_s_inputs`), so both backends
-refuse the same input with the same message.
+CPU reference: :func:`.exact.score_tables`, :func:`.exact.risk0_and_phi`, :func:`.exact.lemma_s`,
+:func:`.exact.risk0_and_grads`, :func:`.exact.check_inputs`; tests/feature_collapse/test_exact_numba.py
+checks agreement to 1e-12 and the same refusals. This module does not import :mod:`.exact` (which imports
+it lazily for ``backend="numba"``): its public functions check their arguments with the functions the
+reference calls (:mod:`refimpl.feature_collapse.inputs`), so both backends refuse the same input with the
+same message.
 
 Notes
 -----
@@ -26,7 +28,8 @@ E[w, ℓ, k] = exp(S[k, ℓ, w] − c_{ℓ,w}) ∈ [0, 1] (K·L·nw exponentials
 
 **What needs no enumeration.** D(x) = Π_ℓ µ_{β_ℓ}, so for any f of one position Σ_{x ∈ X_j} D(x) f(x_ℓ) =
 Σ_β µ_β f(z_{j,ℓ}, β): the last sum's share of R0 is Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) / K, and the
-1{k=j} part of Φ is Φ[w, j, ℓ] = µ_β / K for w = (z_{j,ℓ}, β) — K·L·sc terms each (``_assemble``).
+1{k=j} part of Φ is Φ[w, j, ℓ] = µ_β / K for w = (z_{j,ℓ}, β) — K·L·sc terms each
+(:func:`.exact_steps.assemble`).
 The walk only computes Σ_x D(x) log s(x) and Φ's −q part.
 
 **The walk** (:mod:`.exact_walk`): an odometer over each class's sentences, block by block (sc² sentences
@@ -55,6 +58,7 @@ import numpy as np
 from refimpl import (
     compiled,  # noqa: F401  (Numba settings first)
 )
+from refimpl.feature_collapse import exact_steps as steps
 from refimpl.feature_collapse import exact_tiles, exact_walk, inputs
 from refimpl.feature_collapse.data import sentence_count
 from refimpl.feature_collapse.exact_tiles import BLOCK
@@ -81,45 +85,33 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="exact_numba")
 
 
+def check_inputs(W, U, Z, mu, max_sentences=inputs.MAX_SENTENCES):
+    """Mirror of :func:`.exact.check_inputs`: the same checks (:func:`.inputs.risk_inputs`)."""
+    return inputs.risk_inputs(W, U, Z, mu, max_sentences)
+
+
 def score_tables(W: np.ndarray, U: np.ndarray, L: int, *, check: bool = True) -> np.ndarray:
-    """Mirror of :func:`.exact.score_tables` (eq. 20): one BLAS product. Returns S of shape (K, L, nw);
-    `check` as there."""
+    """Mirror of :func:`.exact.score_tables` (eq. 20): one BLAS product (:func:`.exact_steps.scores`).
+    Returns S of shape (K, L, nw); `check` as there."""
     if check:
         W, U, L = inputs.score_table_inputs(W, U, L)
-    d, nw = W.shape
-    K = U.shape[0]
-    return (U.reshape(K * L, d) @ W).reshape(K, L, nw)                   # (K, L, nw)
+    return steps.scores(np.ascontiguousarray(W), np.ascontiguousarray(U), L)   # (K, L, nw)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _tables(S, Kp):
-    """Per-word tables, rows contiguous in k: St (nw, L, Kp) = S, c (nw, L) = max_k S and
-    E (nw + 3, L, Kp) = exp(S − c). Padding (classes K..Kp−1, and E's last three rows: "no word") is 0."""
-    K, L, nw = S.shape
-    St = np.zeros((nw, L, Kp))                                            # (nw, L, Kp)
-    E = np.zeros((nw + BLOCK - 1, L, Kp))                                 # (nw + 3, L, Kp)
-    c = np.empty((nw, L))                                                 # (nw, L)
-    for w in range(nw):
-        for l in range(L):
-            m = S[0, l, w]
-            for k in range(K):
-                St[w, l, k] = S[k, l, w]
-                m = max(m, S[k, l, w])
-            c[w, l] = m
-            for k in range(K):
-                E[w, l, k] = np.exp(St[w, l, k] - m)
-    return St, c, E
-
-
-def _enumerate(E, St, c, Z, mu, n_chunks, threads):
-    """Per-chunk risk sums (n_chunks,), Φ (n_chunks, nw + 3, L, Kp) and log-domain counts (n_chunks,), L ≥ 2.
-    Chunk i covers a range of blocks fixed by the sizes; `threads` only decides who runs it: the calling
-    thread and min(threads, n_chunks) − 1 pool threads claim chunks one at a time from a shared counter
+def _walk(E, St, c, Z, mu, mu2, bounds, claims, risk, phi, stats, threads):
+    """Fill the chunks' risk (n_chunks,), phi (n_chunks, nw + 3, L, Kp) and stats (n_chunks, 1). L = 1:
+    one chunk, the log domain (:func:`.exact_walk.chunk_one_word`). L ≥ 2: chunk i covers a range of
+    blocks fixed by the sizes; `threads` only decides who runs it: the calling thread and
+    min(threads, n_chunks) − 1 pool threads claim chunks one at a time from a shared counter
     (:func:`.exact_walk.chunks`) until none is left, then the caller polls for the others' last chunks
     (:func:`.exact_walk.finished`) and waits on them only if that takes longer than SPINS polls. The
     helpers then poll for the next call (≤ LINGER times) before they sleep."""
-    scp = exact_tiles.padded(mu.shape[0])
-    mu2, bounds, claims, risk, phi, stats = _walk_arrays(St, Z.shape[0], mu, scp, n_chunks)
+    K, L = Z.shape
+    if L == 1:                                                            # K·sc sentences: one chunk
+        risk[0] = exact_walk.chunk_one_word(St, c, Z, mu, 0, K, phi[0])
+        stats[0, 0] = K * mu.shape[0]
+        return
+    n_chunks = risk.shape[0]
     T = min(threads, n_chunks)
     call = int(_BELL[0]) + 1                                              # the bell's value once we ring
 
@@ -132,86 +124,39 @@ def _enumerate(E, St, c, Z, mu, n_chunks, threads):
     if not exact_walk.finished(claims, n_chunks, SPINS, _BELL):
         for helper in helpers:                                            # a helper late, or failed
             helper.result()
-    return risk, phi, stats[:, 0]
-
-
-@numba.njit(cache=True)
-def _walk_arrays(St, K, mu, scp, n_chunks):
-    """The chunks' shared arrays and private results, made in one compiled call (a dozen NumPy calls from
-    Python cost ≈ 30 µs, 4% of a K = 81, L = 4 call): mu2 (scp, scp) = µ_g µ_b (0 past sc), bounds
-    (n_chunks + 1,) (chunk i: blocks bounds[i] .. bounds[i + 1] − 1 of the K·sc^(L−2)), claims (2,) = (next
-    chunk, chunks done), and zeroed risk (n_chunks,), phi (n_chunks, nw + 3, L, Kp) (3 sink rows for padded
-    slots) and stats (n_chunks, 1)."""
-    nw, L, Kp = St.shape
-    sc = mu.shape[0]
-    mu2 = np.zeros((scp, scp))                                            # (scp, scp)
-    for g in range(sc):
-        for b in range(sc):
-            mu2[g, b] = mu[g] * mu[b]
-    blocks = K * sc ** (L - 2)
-    bounds = blocks * np.arange(n_chunks + 1) // n_chunks                 # (n_chunks + 1,)
-    claims = np.zeros(2, dtype=np.int64)                                  # (2,)
-    risk, stats = np.zeros(n_chunks), np.zeros((n_chunks, 1), dtype=np.int64)
-    return mu2, bounds, claims, risk, np.zeros((n_chunks, nw + BLOCK - 1, L, Kp)), stats
 
 
 def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
     """How many private copies of Φ: the largest power of two ≤ MAX_CHUNKS with ≥ CHUNK_SENTENCES
     sentences each and CHUNK_BUFFER floats in all (more chunks did not balance the claiming threads
-    better at the sizes timed, and each is a Φ to zero and to sum: docs/exact-kernel.md)."""
+    better at the sizes timed, and each is a Φ to zero and to sum: docs/exact-kernel.md); 1 for L = 1."""
     n = sentence_count(K, sc, L)
     most = max(1, min(MAX_CHUNKS, n // CHUNK_SENTENCES, CHUNK_BUFFER // ((nw + BLOCK - 1) * L * _padded(K))))
-    return 1 << (most.bit_length() - 1)
+    return 1 if L == 1 else 1 << (most.bit_length() - 1)
 
 
 def _padded(K: int) -> int:
     return -(-K // LANES) * LANES
 
 
+def _sizes(Z, mu, nw):
+    """(Kp, scp, n_chunks, threads) for the walk over Z (K, L) with sc = len(mu) words per concept."""
+    (K, L), sc = Z.shape, mu.shape[0]
+    threads = _threads_for(K * sentence_count(K, sc, L))
+    return _padded(K), exact_tiles.padded(sc), n_chunks_for(K, sc, L, nw), threads
+
+
 def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: bool = True):
     """:func:`risk0_and_phi` and how many sentences took the log-domain path: (R0, Phi, count)."""
     if check:
         S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
-    K, L, nw = S.shape
-    Z = np.ascontiguousarray(Z, dtype=np.int64)
-    mu = np.ascontiguousarray(mu, dtype=np.float64)
-    sc = mu.shape[0]
-    S = np.ascontiguousarray(S, dtype=np.float64)
-    St, c, E = _tables(S, _padded(K))
-    if L == 1:                                                            # K·sc sentences: one chunk
-        phi, stats = np.zeros((1, nw + BLOCK - 1, 1, St.shape[2])), np.array([K * sc])
-        risk = np.array([exact_walk.chunk_one_word(St, c, Z, mu, 0, K, phi[0])])
-    else:
-        threads = _threads_for(K * sentence_count(K, sc, L))
-        risk, phi, stats = _enumerate(E, St, c, Z, mu, n_chunks_for(K, sc, L, nw), threads)
-    Phi = np.empty((nw, K, L))                                            # (nw, K, L)
-    risk_H = _assemble(phi, S, c, Z, mu, Phi)
-    return (float(risk.sum()) + risk_H) / K, Phi, int(stats.sum())
-
-
-@numba.njit(cache=True)
-def _assemble(phi, S, c, Z, mu, Phi):
-    """Φ (nw, K, L) ← the chunks' −q parts phi (n_chunks, nw + 3, L, Kp), summed in chunk order, plus the
-    two parts of R0 and Φ that need no enumeration, since Σ_{x ∈ X_j} D(x) f(x_ℓ) = Σ_β µ_β f(z_{j,ℓ}, β)
-    (D's other factors sum to 1): Φ's 1{k=j} part, Φ[w, j, ℓ] += µ_β/K for w = (z_{j,ℓ}, β); returns K
-    times the loss's additive part, Σ_j Σ_ℓ Σ_β µ_β (c_{ℓ,w} − S[j, ℓ, w]) (every term ≥ 0)."""
-    K, L, nw = S.shape
-    sc = mu.shape[0]
-    for w in range(nw):
-        for l in range(L):
-            for k in range(K):                                            # phi's rows are contiguous in k
-                Phi[w, k, l] = phi[0, w, l, k]
-            for i in range(1, phi.shape[0]):                              # then the chunks, in order
-                for k in range(K):
-                    Phi[w, k, l] += phi[i, w, l, k]
-    total = 0.0
-    for j in range(K):
-        for l in range(L):
-            for b in range(sc):
-                w = Z[j, l] * sc + b
-                Phi[w, j, l] += mu[b] / K
-                total += mu[b] * (c[w, l] - S[j, l, w])
-    return total
+    S, Z, mu = (np.ascontiguousarray(a) for a in (S, Z, mu))
+    Kp, scp, n_chunks, threads = _sizes(Z, mu, S.shape[2])
+    St, c, E = steps.tables(S, Kp)
+    mu2, bounds, claims, risk, phi, stats = steps.walk_arrays(St, Z.shape[0], mu, scp, n_chunks)
+    _walk(E, St, c, Z, mu, mu2, bounds, claims, risk, phi, stats, threads)
+    R0, Phi = steps.assemble(phi, risk, S, c, Z, mu)                      # float, (nw, K, L)
+    return R0, Phi, int(stats.sum())
 
 
 def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: bool = True):
@@ -232,8 +177,9 @@ def risk0_and_phi(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: bool =
 
 
 def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray, *, check: bool = True):
-    """Mirror of :func:`.exact.lemma_s`, two BLAS products. Lemma S (eq. 130): ∂R0/∂u_{k,ℓ} =
-    −Σ_w Φ[w, k, ℓ] w_w and ∂R0/∂w_w = −Σ_{k,ℓ} Φ[w, k, ℓ] u_{k,ℓ}. `check` as there.
+    """Mirror of :func:`.exact.lemma_s`, two BLAS products (:func:`.exact_steps.lemma`). Lemma S
+    (eq. 130): ∂R0/∂u_{k,ℓ} = −Σ_w Φ[w, k, ℓ] w_w and ∂R0/∂w_w = −Σ_{k,ℓ} Φ[w, k, ℓ] u_{k,ℓ}. `check`
+    as there.
 
     Returns
     -------
@@ -241,9 +187,20 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray, *, check: bool = True
     """
     if check:
         W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
-    d, nw = W.shape
-    _, K, L = Phi.shape
-    Phi2 = Phi.reshape(nw, K * L)                                         # (nw, K·L), column k·L+ℓ
-    dU0 = -(W @ Phi2).T.reshape(K, L * d)                                 # (K·L, d) -> (K, L·d)
-    dW0 = -(U.reshape(K * L, d).T @ Phi2.T)                               # (d, nw)
-    return dW0, dU0
+    return steps.lemma(*(np.ascontiguousarray(a) for a in (W, U, Phi)))
+
+
+def risk0_and_grads(V, U, Z, mu, *, check: bool = True):
+    """Mirror of :func:`.exact.risk0_and_grads`: R0 (eq. 46), dV0 (d, nw) and dU0 (K, L·d) (Lemma S,
+    eq. 130), the three passes as two compiled calls around the walk — :func:`.exact_steps.prepare`
+    (scores, tables, the chunks' arrays) and :func:`.exact_steps.finish` (Φ and R0, the two products) —
+    with S refused as there if it overflowed. `check` as there."""
+    if check:
+        V, U, Z, mu = check_inputs(V, U, Z, mu)
+    V, U, Z, mu = (np.ascontiguousarray(a) for a in (V, U, Z, mu))
+    Kp, scp, n_chunks, threads = _sizes(Z, mu, V.shape[1])
+    S, finite, St, c, E, mu2, bounds, claims, risk, phi, stats = steps.prepare(V, U, Z, mu, Kp, scp, n_chunks)
+    if not finite:
+        inputs.finite_scores(S)                                           # raises, naming the score
+    _walk(E, St, c, Z, mu, mu2, bounds, claims, risk, phi, stats, threads)
+    return steps.finish(phi, risk, S, c, Z, mu, V, U)

@@ -204,7 +204,8 @@ def _flush(phi, A, tok, d0):
 def _chunk(E, St, c, Z, mu, mu2, b0, b1, phi, stats):
     """Blocks b0..b1−1 (block i: class i // sc^(L−2), digits i % sc^(L−2)): the −q parts of g into phi
     (nw + 3, L, Kp), L ≥ 2. Returns Σ D(x)·log s(x) over their sentences; stats[0] counts the log-domain
-    ones. (The 1{k=j} parts of g and the Σ_ℓ (c − S_j) part of the loss are :func:`_assemble`'.)"""
+    ones. (The 1{k=j} parts of g and the Σ_ℓ (c − S_j) part of the loss are
+    :func:`.exact_steps.assemble`'.)"""
     K, L = Z.shape
     nw, _, Kp = St.shape
     sc, M, scp = mu.shape[0], L - 1, mu2.shape[0]

@@ -1,6 +1,7 @@
-"""The Numba passes of exact_numba against the NumPy reference exact: each pass at several shapes,
-degenerate ones included, to 1e-12 relative to the reference's largest entry; the log-domain path for
-extreme scores; independence from the thread count; no import of exact from exact_numba."""
+"""The Numba passes of exact_numba against the NumPy reference exact: each pass, and the three fused
+(risk0_and_grads), at several shapes, degenerate ones included, to 1e-12 relative to the reference's
+largest entry; the log-domain path for extreme scores; independence from the thread count; no import of
+exact from exact_numba."""
 
 import subprocess
 import sys
@@ -10,9 +11,11 @@ import numba
 import numpy as np
 import pytest
 
+from refimpl import InputError
 from refimpl.bench.common import max_rel_err
 from refimpl.feature_collapse import data, exact, exact_walk
 from refimpl.feature_collapse import exact_numba as kernels
+from refimpl.feature_collapse import exact_steps as steps
 
 TOL = 1e-12
 
@@ -87,6 +90,26 @@ def test_lemma_s_agrees(rng, shape):
     for got, want, what in zip(kernels.lemma_s(W, U, Phi), exact.lemma_s(W, U, Phi), ("dW0", "dU0"),
                                strict=True):
         _assert_agree(got, want, what)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_risk0_and_grads_agrees(rng, shape):
+    """The three passes fused (two compiled calls around the walk) against the reference's in turn."""
+    W, U, Z, mu = _problem(rng, *shape)
+    for got, want, what in zip(kernels.risk0_and_grads(W, U, Z, mu), exact.risk0_and_grads(W, U, Z, mu),
+                               ("R0", "dV0", "dU0"), strict=True):
+        _assert_agree(got, want, what)
+
+
+def test_risk0_and_grads_refuses_overflowed_scores_alike(rng):
+    W, U, Z, mu = _problem(rng, 3, 4, 3, 2, "all", "zipf", 1.0)
+    W[1, 5], U[4, 3] = 1e160, 1e160                                       # S[4, 1, 5] = 1e320: inf
+    texts = []
+    for backend in (exact, kernels):
+        with pytest.raises(InputError) as info:
+            backend.risk0_and_grads(W, U, Z, mu)
+        texts.append(str(info.value))
+    assert texts[0] == texts[1] and "overflowed to inf at index (4, 1, 5)" in texts[0]
 
 
 def _score_spread(S, Z, mu):
@@ -178,8 +201,8 @@ def _walk_args(rng, n):
     """chunks()'s arguments up to claims for a K = 81, sc = 4, L = 4 problem cut into n chunks, and zeroed
     (phi, stats, risk), as the kernel makes them."""
     W, U, Z, mu = _problem(rng, 3, 4, 4, 6, "all", "zipf", 0.5)
-    St, c, E = kernels._tables(kernels.score_tables(W, U, 4), kernels._padded(len(Z)))
-    mu2, bounds, _, risk, phi, stats = kernels._walk_arrays(St, len(Z), mu, 4, n)  # sc = 4: 4 slots
+    St, c, E = steps.tables(kernels.score_tables(W, U, 4), kernels._padded(len(Z)))
+    mu2, bounds, _, risk, phi, stats = steps.walk_arrays(St, len(Z), mu, 4, n)  # sc = 4: 4 slots
     return (E, St, c, Z.astype(np.int64), mu, mu2, bounds), (phi, stats, risk)
 
 

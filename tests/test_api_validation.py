@@ -175,6 +175,17 @@ RISK_CASES = [
     ("layernorm not a switch", dict(layernorm=2), "layernorm must be True or False, got 2"),
     ("scores overflow", dict(W=W * 1e160, U=U * 1e160),
      "the scores S[k, ℓ, w] = ⟨u_{k,ℓ}, w_w⟩ (eq. 20) overflowed to "),
+    # float64 / int64 ndarrays, which the twin scans in compiled code before it calls the checks
+    ("inf in U", dict(U=np.where(np.arange(24).reshape(4, 6) == 17, np.inf, U)),
+     "U must be finite, got inf at index (2, 5)"),
+    ("Z = nc", dict(Z=np.where(Z == 2, 3, Z)),
+     "latent variables must lie in 0..2 (nc = nw / len(mu) = 6 / 2), got 3 at index (1, 1) of Z"),
+    ("Z = -1", dict(Z=Z - 1),
+     "latent variables must lie in 0..2 (nc = nw / len(mu) = 6 / 2), got -1 at index (0, 0) of Z"),
+    ("mu summing to 1 + 2e-9", dict(mu=np.array([0.5, 0.5 + 2e-9])), "mu must sum to 1, got sum 1.000000002"),
+    ("more sentences than max_sentences", dict(max_sentences=15),
+     "exact enumeration of K·sc^L = 4·2^2 = 16 sentences exceeds max_sentences = 15"),
+    ("max_sentences a bool", dict(max_sentences=True), "max_sentences must be a positive integer, got True"),
 ]
 
 

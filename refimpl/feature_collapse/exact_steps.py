@@ -9,6 +9,7 @@ formula of the reference pass it serves, and two calls that run them together: a
     lemma(V, U, Phi)                         Lemma S's two products (eq. 130)
     prepare(V, U, Z, mu, Kp, scp, n_chunks)  scores, whether they are finite, tables, walk_arrays
     finish(phi, risk, S, c, Z, mu, V, U)     assemble, then lemma
+    values_ok(W, U, Z, mu, nc)               the value checks of exact.check_inputs, in one scan
 
 The factorization (c, E) and the closed-form parts of ``assemble`` are derived in :mod:`.exact_numba`'s
 notes. The products call BLAS through Numba's ``np.dot`` (SciPy's BLAS), as the reference's ``@`` does.
@@ -21,6 +22,8 @@ from refimpl import (
     compiled,  # noqa: F401  (Numba settings first)
 )
 from refimpl.feature_collapse.exact_tiles import BLOCK
+
+ROUNDING = 2.3e-16   # per entry of µ, a bound on two orders of summing it (values_ok)
 
 
 @numba.njit(cache=True)
@@ -130,3 +133,26 @@ def finish(phi, risk, S, c, Z, mu, V, U):
     """:func:`assemble`, then :func:`lemma`, in one call: (R0, dV0, dU0)."""
     R0, Phi = assemble(phi, risk, S, c, Z, mu)
     return (R0,) + lemma(V, U, Phi)
+
+
+@numba.njit(cache=True)
+def values_ok(W, U, Z, mu, nc):
+    """True if the values pass exact.check_inputs' value checks — W, U finite; Z in 0..nc−1; µ finite,
+    ≥ 0, summing to 1 within 1e-9 — False if any might not. The check sums µ in order where the reference
+    sums pairwise; two orders differ by at most 2(sc − 1)u·Σµ (u = 2^-53, µ ≥ 0), so this one asks for
+    1e-9 less ROUNDING·sc: it says True only where the reference's check passes."""
+    for x in W.ravel():
+        if not np.isfinite(x):
+            return False
+    for x in U.ravel():
+        if not np.isfinite(x):
+            return False
+    for z in Z.ravel():
+        if z < 0 or z >= nc:
+            return False
+    total = 0.0
+    for x in mu:
+        if not (x >= 0.0 and np.isfinite(x)):
+            return False
+        total += x
+    return abs(total - 1.0) <= 1e-9 - ROUNDING * mu.shape[0]

@@ -1,7 +1,7 @@
 """The Numba passes of exact_numba against the NumPy reference exact: each pass, and the three fused
 (risk0_and_grads), at several shapes, degenerate ones included, to 1e-12 relative to the reference's
-largest entry; the log-domain path for extreme scores; independence from the thread count; no import of
-exact from exact_numba."""
+largest entry; the log-domain path for extreme scores; independence from the thread count; the checks'
+compiled scan passing only what the reference's checks pass; no import of exact from exact_numba."""
 
 import subprocess
 import sys
@@ -13,7 +13,7 @@ import pytest
 
 from refimpl import InputError
 from refimpl.bench.common import max_rel_err
-from refimpl.feature_collapse import data, exact, exact_walk
+from refimpl.feature_collapse import data, exact, exact_walk, inputs
 from refimpl.feature_collapse import exact_numba as kernels
 from refimpl.feature_collapse import exact_steps as steps
 
@@ -110,6 +110,44 @@ def test_risk0_and_grads_refuses_overflowed_scores_alike(rng):
             backend.risk0_and_grads(W, U, Z, mu)
         texts.append(str(info.value))
     assert texts[0] == texts[1] and "overflowed to inf at index (4, 1, 5)" in texts[0]
+
+
+def test_check_inputs_scans_plain_arrays_and_sends_the_rest_to_the_reference(rng, monkeypatch):
+    """C-contiguous float64 / int64 arrays of consistent shapes take the compiled scan and come back as
+    they are; lists, float32, int32 and non-contiguous arrays go through the reference's checks and come
+    back converted as there."""
+    W, U, Z, mu = _problem(rng, 3, 4, 3, 2, "all", "zipf", 1.0)
+    Z = Z.astype(np.int64)
+    reference = inputs.risk_inputs
+    calls = []
+    monkeypatch.setattr(inputs, "risk_inputs", lambda *a: calls.append(a) or reference(*a))
+    got = kernels.check_inputs(W, U, Z, mu)
+    assert not calls and all(g is a for g, a in zip(got, (W, U, Z, mu), strict=True))
+    for args in [(W.tolist(), U, Z, mu), (W, U.astype(np.float32), Z, mu), (W, U, Z.astype(np.int32), mu),
+                 (np.asfortranarray(W), U, Z, mu), (W, U, Z, mu.tolist())]:
+        got, want = kernels.check_inputs(*args), reference(*args)
+        assert calls and all(g.dtype == w.dtype and np.array_equal(g, w)
+                             for g, w in zip(got, want, strict=True))
+        calls.clear()
+
+
+@pytest.mark.parametrize("sc", [1, 2, 3, 7, 64, 4096])
+def test_values_ok_passes_only_sums_the_reference_accepts(rng, sc):
+    """µ summing to 1 ± δ, δ across the reference's 1e-9 boundary: the compiled scan's True (µ summed in
+    order) implies the reference's acceptance (µ summed pairwise), and it is True well inside."""
+    W, U, Z = np.ones((1, sc)), np.ones((1, 1)), np.zeros((1, 1), dtype=np.int64)
+    base = rng.dirichlet(np.ones(sc))
+    for delta in np.concatenate([np.linspace(-1.2e-9, 1.2e-9, 49), [0.0, 3e-10, -3e-10]]):
+        mu = base * (1.0 + delta)
+        ok = steps.values_ok(W, U, Z, mu, 1)
+        try:
+            inputs.risk_inputs(W, U, Z, mu)
+            accepted = True
+        except InputError:
+            accepted = False
+        assert accepted or not ok, (sc, delta)
+        if abs(delta) <= 3e-10:
+            assert ok, (sc, delta)
 
 
 def _score_spread(S, Z, mu):

@@ -88,9 +88,10 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 def check_inputs(W, U, Z, mu, max_sentences=inputs.MAX_SENTENCES):
     """Mirror of :func:`.exact.check_inputs`: the same checks (:func:`.inputs.risk_inputs`), the same
     refusals. C-contiguous float64 W, U, mu and int64 Z of consistent shapes, within max_sentences (an
-    int), have their values checked in one compiled scan (:func:`.exact_steps.values_ok`, ≈ 1 µs, where
-    the checks' dozen NumPy calls cost ≈ 30 µs); any other argument, and any value the scan does not pass,
-    goes through the reference's checks, which convert it or say what is wrong."""
+    int), have their values checked in one compiled scan (:func:`.exact_steps.values_ok`: the whole
+    check ≈ 5 µs at K = 81, L = 4, where the reference's dozen NumPy calls take ≈ 32 µs); any other
+    argument, and any value the scan does not pass, goes through the reference's checks, which convert
+    it or say what is wrong."""
     arrays = (W, U, Z, mu)
     if (all(type(a) is np.ndarray and a.flags.c_contiguous for a in arrays)
             and W.dtype == U.dtype == mu.dtype == np.float64 and Z.dtype == np.int64

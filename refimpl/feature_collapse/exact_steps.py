@@ -1,6 +1,7 @@
 """The compiled steps of :mod:`.exact_numba` before and after its walk (:mod:`.exact_walk`), each the
-formula of the reference pass it serves, and two calls that run them together: a small enumeration
-(K = 81, L = 4: ≈ 0.5 ms) paid ≈ 20 µs per step called from Python, more after the walk than in a loop.
+formula of the reference pass it serves, and two calls that run them together: called one by one from
+Python, the steps took 0.2–0.3 ms of a K = 81, L = 4 call, as two calls ≈ 0.12 ms of its ≈ 0.55 ms
+(docs/exact-kernel.md).
 
     scores(V, U, L)                          S (K, L, nw), eq. (20): one BLAS product
     tables(S, Kp)                            St, c, E: the per-word tables of the factorization

@@ -108,7 +108,7 @@ def score_tables(W: np.ndarray, U: np.ndarray, L: int, *, check: bool = True) ->
     Returns S of shape (K, L, nw); `check` as there."""
     if check:
         W, U, L = inputs.score_table_inputs(W, U, L)
-    return steps.scores(np.ascontiguousarray(W), np.ascontiguousarray(U), L)   # (K, L, nw)
+    return steps.scores(_plain(W), _plain(U), L)                         # (K, L, nw)
 
 
 def _walk(E, St, c, Z, mu, mu2, bounds, claims, risk, phi, stats, threads):
@@ -148,6 +148,11 @@ def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
     return 1 if L == 1 else 1 << (most.bit_length() - 1)
 
 
+def _plain(a) -> np.ndarray:
+    """`a` as a C-contiguous float64 array (the compiled steps' layout; no copy if it is one)."""
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
 def _padded(K: int) -> int:
     return -(-K // LANES) * LANES
 
@@ -163,7 +168,7 @@ def enumerate_sentences(S: np.ndarray, Z: np.ndarray, mu: np.ndarray, *, check: 
     """:func:`risk0_and_phi` and how many sentences took the log-domain path: (R0, Phi, count)."""
     if check:
         S, Z, mu = inputs.enumeration_inputs(S, Z, mu)
-    S, Z, mu = (np.ascontiguousarray(a) for a in (S, Z, mu))
+    S, Z, mu = _plain(S), np.ascontiguousarray(Z, dtype=np.int64), _plain(mu)
     Kp, scp, n_chunks, threads = _sizes(Z, mu, S.shape[2])
     St, c, E = steps.tables(S, Kp)
     mu2, bounds, claims, risk, phi, stats = steps.walk_arrays(St, Z.shape[0], mu, scp, n_chunks)
@@ -200,7 +205,7 @@ def lemma_s(W: np.ndarray, U: np.ndarray, Phi: np.ndarray, *, check: bool = True
     """
     if check:
         W, U, Phi = inputs.lemma_s_inputs(W, U, Phi)
-    return steps.lemma(*(np.ascontiguousarray(a) for a in (W, U, Phi)))
+    return steps.lemma(_plain(W), _plain(U), _plain(Phi))
 
 
 def risk0_and_grads(V, U, Z, mu, *, check: bool = True):
@@ -210,7 +215,7 @@ def risk0_and_grads(V, U, Z, mu, *, check: bool = True):
     with S refused as there if it overflowed. `check` as there."""
     if check:
         V, U, Z, mu = check_inputs(V, U, Z, mu)
-    V, U, Z, mu = (np.ascontiguousarray(a) for a in (V, U, Z, mu))
+    V, U, Z, mu = _plain(V), _plain(U), np.ascontiguousarray(Z, dtype=np.int64), _plain(mu)
     Kp, scp, n_chunks, threads = _sizes(Z, mu, V.shape[1])
     S, finite, St, c, E, mu2, bounds, claims, risk, phi, stats = steps.prepare(V, U, Z, mu, Kp, scp, n_chunks)
     if not finite:

@@ -101,6 +101,22 @@ def test_risk0_and_grads_agrees(rng, shape):
         _assert_agree(got, want, what)
 
 
+def test_unchecked_calls_take_any_layout_and_integer_type(rng):
+    """check=False skips the checks, not the conversion: Fortran-ordered arrays and int32 latents give
+    the bits of the checked call (the compiled steps reshape C-contiguous arrays only)."""
+    W, U, Z, mu = _problem(rng, 3, 4, 3, 2, "all", "zipf", 1.0)
+    Wf, Uf, Zf = np.asfortranarray(W), np.asfortranarray(U), np.asfortranarray(Z.astype(np.int32))
+    S = kernels.score_tables(W, U, 3)                                     # (K, L, nw)
+    R0, Phi = kernels.risk0_and_phi(S, Z, mu)                             # float, (nw, K, L)
+    pairs = [(kernels.score_tables(Wf, Uf, 3, check=False), [S]),
+             (kernels.risk0_and_phi(np.asfortranarray(S), Zf, mu, check=False), (R0, Phi)),
+             (kernels.lemma_s(Wf, Uf, np.asfortranarray(Phi), check=False), kernels.lemma_s(W, U, Phi)),
+             (kernels.risk0_and_grads(Wf, Uf, Zf, mu, check=False), kernels.risk0_and_grads(W, U, Z, mu))]
+    for got, want in pairs:
+        got = [got] if isinstance(got, np.ndarray) else got
+        assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
 def test_risk0_and_grads_refuses_overflowed_scores_alike(rng):
     W, U, Z, mu = _problem(rng, 3, 4, 3, 2, "all", "zipf", 1.0)
     W[1, 5], U[4, 3] = 1e160, 1e160                                       # S[4, 1, 5] = 1e320: inf

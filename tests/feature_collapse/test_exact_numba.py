@@ -147,10 +147,27 @@ def test_check_inputs_scans_plain_arrays_and_sends_the_rest_to_the_reference(rng
         calls.clear()
 
 
+def _split_mu(rng, sc):
+    """A µ whose pairwise sum (the reference's) lies just outside 1 ± 1e-9 and whose in-order sum just
+    inside: its last entry moved by ulps of 1 until the two sums fall on either side."""
+    for _ in range(50):
+        mu = rng.dirichlet(np.ones(sc)) * (1.0 + 1e-9)
+        last = mu[-1]
+        for k in range(-200, 200):
+            mu[-1] = last + k * 2.0**-53
+            in_order = 0.0
+            for x in mu:
+                in_order += x
+            if abs(float(mu.sum()) - 1.0) > 1e-9 and abs(in_order - 1.0) <= 1e-9:
+                return mu
+    raise AssertionError(f"no split µ found for sc = {sc}")
+
+
 @pytest.mark.parametrize("sc", [1, 2, 3, 7, 64, 4096])
 def test_values_ok_passes_only_sums_the_reference_accepts(rng, sc):
     """µ summing to 1 ± δ, δ across the reference's 1e-9 boundary: the compiled scan's True (µ summed in
-    order) implies the reference's acceptance (µ summed pairwise), and it is True well inside."""
+    order) implies the reference's acceptance (µ summed pairwise), and it is True well inside. From
+    sc = 64 on the two sums can fall on either side of the boundary; the scan says False there."""
     W, U, Z = np.ones((1, sc)), np.ones((1, 1)), np.zeros((1, 1), dtype=np.int64)
     base = rng.dirichlet(np.ones(sc))
     for delta in np.concatenate([np.linspace(-1.2e-9, 1.2e-9, 49), [0.0, 3e-10, -3e-10]]):
@@ -164,6 +181,11 @@ def test_values_ok_passes_only_sums_the_reference_accepts(rng, sc):
         assert accepted or not ok, (sc, delta)
         if abs(delta) <= 3e-10:
             assert ok, (sc, delta)
+    if sc >= 64:
+        mu = _split_mu(rng, sc)
+        with pytest.raises(InputError, match="mu must sum to 1"):
+            inputs.risk_inputs(W, U, Z, mu)
+        assert not steps.values_ok(W, U, Z, mu, 1)
 
 
 def _score_spread(S, Z, mu):

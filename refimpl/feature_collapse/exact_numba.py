@@ -143,9 +143,11 @@ def n_chunks_for(K: int, sc: int, L: int, nw: int) -> int:
     """How many private copies of Φ: the largest power of two ≤ MAX_CHUNKS with ≥ CHUNK_SENTENCES
     sentences each and CHUNK_BUFFER floats in all (more chunks did not balance the claiming threads
     better at the sizes timed, and each is a Φ to zero and to sum: docs/exact-kernel.md); 1 for L = 1."""
+    if L == 1:
+        return 1
     n = sentence_count(K, sc, L)
     most = max(1, min(MAX_CHUNKS, n // CHUNK_SENTENCES, CHUNK_BUFFER // ((nw + BLOCK - 1) * L * _padded(K))))
-    return 1 if L == 1 else 1 << (most.bit_length() - 1)
+    return 1 << (most.bit_length() - 1)
 
 
 def _plain(a) -> np.ndarray:
